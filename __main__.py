@@ -1,0 +1,31 @@
+"""The Pulumi program: read the validated stack config and wire the enabled layers. Nothing else lives here."""
+
+import pulumi
+
+from auxip.deploy.layer import Apps
+from auxip_platform.infra.layer import Infra, InfraArgs
+from auxip_platform.infra.stack_config import load_engine_config
+from auxip_platform.monitoring.layer import Monitoring
+from auxip_platform.platform.baseline import Baseline, BaselineArgs
+from auxip_platform.security.layer import Security
+
+config = load_engine_config()
+stack = pulumi.get_stack()
+layers = config.layers
+
+if layers.infra:
+    infra = Infra(f"{stack}-infra", InfraArgs(environment=config.environment))
+if layers.platform:
+    baseline = Baseline(
+        f"{stack}-baseline",
+        BaselineArgs(kubernetes_version=config.kubernetes.version, namespaces=config.kubernetes.namespaces),
+    )
+    pulumi.export("namespaces", [ns.name for ns in config.kubernetes.namespaces])
+if layers.security:
+    Security(f"{stack}-security")
+if layers.monitoring:
+    Monitoring(f"{stack}-monitoring")
+if layers.apps:
+    Apps(f"{stack}-apps")
+
+pulumi.export("environment", config.environment)

@@ -1,0 +1,1 @@
+"""Deployment components of the AUXIP workloads (one image, one Deployment per `auxip <service>`)."""

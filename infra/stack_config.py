@@ -1,0 +1,168 @@
+"""The stack configuration: one typed model, validated once, with errors that name the offending key.
+
+Both a running Pulumi program (config from the engine) and offline checks (a `Pulumi.<stack>.yaml` file) go through
+`load_stack_config`, so what CI checks is exactly what `pulumi up` would accept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+PROJECT = "auxip-platform"
+
+#: Config keys whose values are credentials: they must arrive as Pulumi secrets (`pulumi config set --secret`).
+SECRET_KEY_PATTERN = re.compile(r"password|passwd|secret|token|credential|private_?key|api_?key", re.IGNORECASE)
+
+#: Kubernetes minor versions whose schemas the offline validator ships (kubernetes-validate 1.37).
+SUPPORTED_KUBERNETES = [f"1.{minor}" for minor in range(25, 38)]
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class StackConfigError(ValueError):
+    """The stack configuration is invalid; `str()` lists every problem as `<key>: <what to fix>`."""
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors (typos must not be silently ignored); keys are camelCase as in Pulumi config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class LayerToggles(StrictModel):
+    infra: bool = True
+    platform: bool = True
+    security: bool = True
+    monitoring: bool = True
+    apps: bool = True
+
+
+class NamespaceConfig(StrictModel):
+    name: str = Field(pattern=DNS_LABEL)
+    pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
+    exemption_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _exemption_needs_reason(self) -> NamespaceConfig:
+        if self.pod_security != "restricted" and not (self.exemption_reason or "").strip():
+            raise ValueError(
+                f"namespace {self.name!r} is {self.pod_security!r}: "
+                "set exemptionReason to say why it cannot be restricted"
+            )
+        return self
+
+
+class KubernetesConfig(StrictModel):
+    version: str = "1.31"
+    namespaces: list[NamespaceConfig] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _supported_version(cls, value: str) -> str:
+        if value not in SUPPORTED_KUBERNETES:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_KUBERNETES)} (schemas available offline)")
+        return value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _unique_namespaces(cls, value: list[NamespaceConfig]) -> list[NamespaceConfig]:
+        names = [ns.name for ns in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate namespace names: {', '.join(duplicates)}")
+        return value
+
+
+class StackConfig(StrictModel):
+    environment: Literal["dev", "staging", "prod"]
+    #: Every image is pulled through this prefix (an internal Harbor mirror in production); no scheme.
+    registry_prefix: str = Field(pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
+    layers: LayerToggles = LayerToggles()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+
+
+def _decode(value: Any) -> Any:
+    # The engine hands object and array values over as JSON text; scalars stay text and pydantic coerces them,
+    # so that a version like "1.30" is never turned into the float 1.3.
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        return json.loads(value)
+    return value
+
+
+def _format_errors(error: ValidationError, where: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against the configuration reference)"
+        lines.append(f"  {PROJECT}:{key}: {message}")
+    return f"invalid stack configuration in {where}:\n" + "\n".join(lines)
+
+
+def load_stack_config(
+    config: Mapping[str, Any], secret_keys: Iterable[str] = (), where: str = "stack config"
+) -> StackConfig:
+    """Validate the `<project>:<key>` entries of `config`; keys of other namespaces (providers) are ignored."""
+    secret = set(secret_keys)
+    ours: dict[str, Any] = {}
+    problems = []
+    for full_key, value in config.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        if SECRET_KEY_PATTERN.search(key) and full_key not in secret:
+            problems.append(f"  {full_key}: holds a credential in plain text; set it with `pulumi config set --secret`")
+        ours[key] = _decode(value)
+    if problems:
+        raise StackConfigError(f"invalid stack configuration in {where}:\n" + "\n".join(problems))
+    try:
+        return StackConfig.model_validate(ours)
+    except ValidationError as exc:
+        raise StackConfigError(_format_errors(exc, where)) from None
+
+
+def _as_engine_value(value: Any) -> str:
+    """The engine passes every config value as text: objects, arrays and booleans as JSON."""
+    if isinstance(value, dict | list | bool):
+        return json.dumps(value)
+    return str(value)
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The config map and secret keys of a `Pulumi.<stack>.yaml` file, as the engine would pass them.
+
+    Secure values stay encrypted: the placeholder only proves they are secrets, which is all validation needs.
+    """
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.append(key)
+            config[key] = "<secret>"
+        else:
+            config[key] = _as_engine_value(value)
+    return config, secret_keys
+
+
+def load_stack_file(path: Path) -> StackConfig:
+    config, secret_keys = read_stack_file(path)
+    return load_stack_config(config, secret_keys, where=str(path))
+
+
+def load_engine_config() -> StackConfig:
+    """The stack config as the Pulumi engine (or the mocks harness) hands it to the running program."""
+    from pulumi.runtime import config as engine
+
+    config = {**engine.get_config_env(), **engine.CONFIG.get()}
+    secret_keys = {*engine.get_config_secret_keys_env(), *(key for key in config if engine.is_config_secret(key))}
+    return load_stack_config(config, secret_keys, where="Pulumi stack config")

@@ -1,0 +1,136 @@
+"""Start a server process, wait until it really answers, stop it by PID, and keep its log for failure reports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Every process started through this module, so the pytest plugin can attach their logs to a failing test.
+RUNNING: dict[str, ManagedProcess] = {}
+
+
+class ServiceStartError(RuntimeError):
+    """A server did not become ready; the message carries the tail of its log."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll `check` until it returns True; raise TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # readiness probes fail in many ways while a server boots
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(
+        f"{what} not ready after {timeout:.0f}s" + (f" (last error: {last_error!r})" if last_error else "")
+    )
+
+
+@dataclass
+class ManagedProcess:
+    """One server process in its own process group, logging to `log_path`."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    user: str | None = None
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        env = {**os.environ, **(self.env or {})}
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=self.cwd,
+            user=self.user,
+            start_new_session=True,
+        )
+        log.close()
+        RUNNING[self.name] = self
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was never started"
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def wait_ready(self, check: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait for `check`; fail early with the log if the process exits first."""
+
+        def ready() -> bool:
+            if not self.alive():
+                code = self.popen.returncode if self.popen else None
+                raise ServiceStartError(f"{self.name} exited with {code} before it was ready:\n{self.log_tail()}")
+            return check()
+
+        try:
+            wait_until(ready, timeout, self.name)
+        except ServiceStartError:
+            raise
+        except TimeoutError as exc:
+            self.stop()
+            raise ServiceStartError(f"{exc}\n--- {self.log_path} ---\n{self.log_tail()}") from exc
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds."""
+        RUNNING.pop(self.name, None)
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+
+@contextlib.contextmanager
+def running(process: ManagedProcess, check: Callable[[], bool], timeout: float = 30.0) -> Iterator[ManagedProcess]:
+    """Start `process`, wait for `check`, and always stop it on exit."""
+    process.start()
+    try:
+        process.wait_ready(check, timeout)
+        yield process
+    finally:
+        process.stop()

@@ -1,0 +1,106 @@
+"""Render every Kubernetes object a stack would create to YAML, and validate them against the Kubernetes schemas.
+
+`make render STACK=dev` runs `python -m auxip_testing.render dev`, writing `build/render/<stack>/*.yaml`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+from auxip_testing.pulumi_mocks import REPO_ROOT, RegisteredResource, run_program
+
+#: Types that are Pulumi machinery rather than objects sent to the API server.
+NOT_API_OBJECTS = ("pulumi:providers:", "kubernetes:helm.sh/", "kubernetes:yaml:", "kubernetes:kustomize:")
+
+
+@dataclass(frozen=True)
+class InvalidObject:
+    object_id: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.object_id}: {self.error}"
+
+
+def normalise(value: Any) -> Any:
+    """Numbers cross the Pulumi RPC boundary as floats: turn integral ones back into ints (ports, replicas)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: normalise(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [normalise(item) for item in value]
+    return value
+
+
+def kubernetes_objects(resources: list[RegisteredResource]) -> list[dict[str, Any]]:
+    return [
+        normalise(resource.inputs)
+        for resource in resources
+        if resource.custom and resource.type.startswith("kubernetes:") and not resource.type.startswith(NOT_API_OBJECTS)
+    ]
+
+
+def object_id(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    return "/".join(filter(None, [obj.get("kind", "?"), namespace, metadata.get("name", "?")]))
+
+
+def validate_objects(objects: list[dict[str, Any]], kubernetes_version: str) -> list[InvalidObject]:
+    """Strict schema validation: unknown fields, wrong types and missing required fields are all errors."""
+    invalid = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+        except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as exc:
+            message = getattr(exc, "message", None) or str(exc).splitlines()[0]
+            invalid.append(InvalidObject(object_id(obj), message))
+    return invalid
+
+
+def write_objects(objects: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One file per object named after it; the directory is replaced so stale files never linger.
+
+    Registration order varies between runs (the SDK registers concurrently), so names and key order are what keep
+    the output stable enough to diff.
+    """
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    paths = []
+    for obj in objects:
+        path = out_dir / f"{object_id(obj).replace('/', '_').lower()}.yaml"
+        if path.exists():
+            raise ValueError(f"two objects render to {path.name}: {object_id(obj)} is declared twice")
+        path.write_text(yaml.safe_dump(obj, sort_keys=True))
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    from auxip_platform.infra.stack_config import load_stack_file
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("stack")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "render")
+    args = parser.parse_args()
+    version = load_stack_file(REPO_ROOT / f"Pulumi.{args.stack}.yaml").kubernetes.version
+    objects = kubernetes_objects(run_program(args.stack))
+    paths = write_objects(objects, args.out / args.stack)
+    invalid = validate_objects(objects, version)
+    print(f"{len(paths)} objects written to {args.out / args.stack} (Kubernetes {version})")
+    for problem in invalid:
+        print(f"INVALID {problem}", file=sys.stderr)
+    sys.exit(1 if invalid else 0)
+
+
+if __name__ == "__main__":
+    main()
