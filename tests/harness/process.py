@@ -41,12 +41,58 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
         try:
             if check():
                 return
+        except ServiceStartError:
+            raise  # the process died: waiting longer cannot help
         except Exception as exc:  # readiness probes fail in many ways while a server boots
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(
         f"{what} not ready after {timeout:.0f}s" + (f" (last error: {last_error!r})" if last_error else "")
     )
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # Field 4 is the parent PID; split after the last ")" because the command name may contain spaces.
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            children.setdefault(ppid, []).append(int(stat.parent.name))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    tree, found, todo = _children_by_parent(), list[int](), [pid]
+    while todo:
+        kids = tree.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def terminate_descendants(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM (then SIGKILL) every descendant of `pid`.
+
+    sshd and vsftpd call setsid() in each per-connection child, so those escape the listener's process group and
+    ManagedProcess.stop; a connection a test forgot to close would otherwise outlive the server.
+    """
+    pids = descendants(pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for child in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+        deadline = time.monotonic() + grace
+        while (pids := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not pids:
+            return
 
 
 @dataclass
@@ -111,10 +157,11 @@ class ManagedProcess:
             raise ServiceStartError(f"{exc}\n--- {self.log_path} ---\n{self.log_tail()}") from exc
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds."""
+        """End per-connection children, then SIGTERM the process group and SIGKILL what is left after `grace`."""
         RUNNING.pop(self.name, None)
         if self.popen is None or self.popen.poll() is not None:
             return
+        terminate_descendants(self.popen.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGTERM)
         try:
