@@ -25,7 +25,7 @@ def cache_root() -> Path:
 def _locked(path: Path) -> Iterator[None]:
     """Serialise builders of one artifact across processes (pytest-xdist workers, parallel CI steps)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+    with open(path.parent / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 

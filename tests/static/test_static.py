@@ -47,7 +47,7 @@ def test_yamllint() -> None:
 
 
 def test_ansible_lint() -> None:
-    from auxip_testing.collections import collections_path
+    from auxip_testing.collections_cache import collections_path
 
     env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path()), "PATH": f"{BIN}:{os.environ['PATH']}"}
     assert_clean(run([str(BIN / "ansible-lint"), "--offline", "ansible/"], env=env))
