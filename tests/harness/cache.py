@@ -47,6 +47,15 @@ def cached_dir(key: str, build: Callable[[Path], None]) -> Path:
     return target
 
 
+def _maven_repo() -> Path:
+    return Path(os.environ.get("MAVEN_REPO", Path.home() / ".m2" / "repository"))
+
+
+def _mvn(*args: str) -> list[str]:
+    """Maven in batch mode, colourless, against the repository `maven_artifact` reads from (`$MAVEN_REPO`)."""
+    return ["mvn", "-B", "-q", "-Dstyle.color=never", f"-Dmaven.repo.local={_maven_repo()}", *args]
+
+
 def maven_artifact(coordinates: str) -> Path:
     """Fetch one Maven Central artifact (`group:artifact:version[:packaging[:classifier]]`) with Maven itself.
 
@@ -56,12 +65,12 @@ def maven_artifact(coordinates: str) -> Path:
     group, artifact, version = parts[:3]
     packaging = parts[3] if len(parts) > 3 else "jar"
     classifier = parts[4] if len(parts) > 4 else ""
-    m2 = Path(os.environ.get("MAVEN_REPO", Path.home() / ".m2" / "repository"))
+    m2 = _maven_repo()
     name = f"{artifact}-{version}{'-' + classifier if classifier else ''}.{packaging}"
     path = m2 / group.replace(".", "/") / artifact / version / name
     if not path.exists():
         subprocess.run(
-            ["mvn", "-B", "-q", "dependency:get", f"-Dartifact={coordinates}", "-Dtransitive=false"],
+            _mvn("dependency:get", f"-Dartifact={coordinates}", "-Dtransitive=false"),
             check=True,
         )
     if not path.exists():
@@ -85,16 +94,13 @@ def maven_classpath(key: str, coordinates: list[str]) -> Path:
             f"<dependencies>{deps}</dependencies></project>"
         )
         subprocess.run(
-            [
-                "mvn",
-                "-B",
-                "-q",
+            _mvn(
                 "-f",
                 str(work / "pom.xml"),
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
                 f"-DoutputDirectory={work / 'lib'}",
-            ],
+            ),
             check=True,
         )
         (work / "pom.xml").unlink()
