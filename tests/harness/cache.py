@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from auxip_testing.process import require_binary
+
 
 def cache_root() -> Path:
     """`$AUXIP_CACHE_DIR`, else `$XDG_CACHE_HOME/auxip`, else `~/.cache/auxip`."""
@@ -53,7 +55,8 @@ def _maven_repo() -> Path:
 
 def _mvn(*args: str) -> list[str]:
     """Maven in batch mode, colourless, against the repository `maven_artifact` reads from (`$MAVEN_REPO`)."""
-    return ["mvn", "-B", "-q", "-Dstyle.color=never", f"-Dmaven.repo.local={_maven_repo()}", *args]
+    mvn = require_binary("mvn", "maven", "fetching artifacts from Maven Central")
+    return [mvn, "-B", "-q", "-Dstyle.color=never", f"-Dmaven.repo.local={_maven_repo()}", *args]
 
 
 def maven_artifact(coordinates: str) -> Path:

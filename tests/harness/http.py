@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from auxip_testing.process import ManagedProcess, free_port, running
+from auxip_testing.process import ManagedProcess, free_port, running, scratch_dir
 from auxip_testing.tls import make_ca_and_server_cert
 
 HOST = "127.0.0.1"
@@ -169,20 +168,6 @@ def _answers(url: str) -> bool:
     return requests.get(url, timeout=2).status_code == 200
 
 
-@contextlib.contextmanager
-def _workdir(workdir: Path | None) -> Iterator[Path]:
-    """The caller's directory (kept, e.g. pytest's tmp_path for post-mortem logs), else a temp dir removed on exit."""
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        yield workdir.resolve()
-        return
-    created = Path(tempfile.mkdtemp(prefix="auxip-nginx-"))
-    try:
-        yield created
-    finally:
-        shutil.rmtree(created, ignore_errors=True)
-
-
 def _write_config(workdir: Path) -> tuple[HttpServer, WebDavServer, Path]:
     for sub in ("www", "dav", "tmp"):
         (workdir / sub).mkdir(exist_ok=True)
@@ -203,7 +188,7 @@ def _write_config(workdir: Path) -> tuple[HttpServer, WebDavServer, Path]:
 def run_nginx(workdir: Path | None = None, timeout: float = 30.0) -> Iterator[NginxServers]:
     """Start nginx with both servers under `workdir`, wait until a GET is answered, stop it on exit."""
     binary = nginx_binary()
-    with _workdir(workdir) as root:
+    with scratch_dir("auxip-nginx-", workdir) as root:
         http, dav, conf = _write_config(root)
         process = ManagedProcess(
             name=f"nginx:{http.http_port}",

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +27,16 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from auxip_testing.cache import cache_root, maven_classpath
-from auxip_testing.process import ManagedProcess, ServiceStartError, free_port, port_open, running
+from auxip_testing.plugin import show_progress
+from auxip_testing.process import (
+    ManagedProcess,
+    ServiceStartError,
+    free_port,
+    port_open,
+    require_binary,
+    running,
+    scratch_dir,
+)
 
 KAFKA_VERSION = "4.4.0"
 # The Log4j 2 version kafka_2.13 4.4.0 depends on; the SLF4J binding must match log4j-core exactly.
@@ -99,28 +106,11 @@ class KafkaBroker:
         return int(self.bootstrap_servers.rsplit(":", 1)[1])
 
 
-def java_binary() -> str:
-    found = shutil.which("java")
-    if not found:
-        raise FileNotFoundError(
-            "java not found: Kafka 4.x needs Java 17+, install the Debian package `openjdk-17-jre-headless`"
-        )
-    return found
-
-
-def _require_maven() -> None:
-    if not shutil.which("mvn"):
-        raise FileNotFoundError(
-            "mvn not found: the Kafka jars come from Maven Central, install the Debian package `maven`"
-        )
-
-
 def kafka_classpath() -> Path:
     """The directory of broker jars, resolved once per Kafka version (prints progress on that first run)."""
     key = f"kafka-{KAFKA_VERSION}-log4j-{LOG4J_VERSION}"
     first_run = not (cache_root() / key).is_dir()
     if first_run:
-        _require_maven()
         print(f"auxip_testing: resolving Kafka {KAFKA_VERSION} jars (~45 MB) from Maven Central ...", file=sys.stderr)
     started = time.monotonic()
     lib = maven_classpath(key, COORDINATES)
@@ -158,7 +148,7 @@ def _server_properties(broker: KafkaBroker) -> str:
 
 def _java_argv(classpath: Path, jvm_flags: Sequence[str], log4j_config: Path) -> list[str]:
     return [
-        java_binary(),
+        require_binary("java", "openjdk-17-jre-headless", "Kafka 4.x (Java 17+)"),
         *jvm_flags,
         f"-Dlog4j2.configurationFile={log4j_config}",
         "-cp",
@@ -190,26 +180,12 @@ def _probe(broker: KafkaBroker) -> Callable[[], bool]:
 
 
 @contextlib.contextmanager
-def _workdir(workdir: Path | None) -> Iterator[Path]:
-    """The caller's directory (kept, e.g. pytest's tmp_path for post-mortem logs), else a temp dir removed on exit."""
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        yield workdir.resolve()
-        return
-    created = Path(tempfile.mkdtemp(prefix="auxip-kafka-"))
-    try:
-        yield created
-    finally:
-        shutil.rmtree(created, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def run_kafka(
     workdir: Path | None = None, timeout: float = 60.0, jvm_flags: Sequence[str] = DEFAULT_JVM_FLAGS
 ) -> Iterator[KafkaBroker]:
     """Format a fresh KRaft log dir, start the combined broker+controller, wait for a metadata answer, stop on exit."""
     classpath = kafka_classpath()
-    with _workdir(workdir) as root:
+    with scratch_dir("auxip-kafka-", workdir) as root:
         broker = KafkaBroker(
             bootstrap_servers=f"{HOST}:{free_port()}",
             controller_port=free_port(),
@@ -230,21 +206,10 @@ def run_kafka(
             yield broker
 
 
-@contextlib.contextmanager
-def _terminal(config: pytest.Config) -> Iterator[None]:
-    """Let first-run download progress reach the terminal: pytest captures fixture output otherwise."""
-    capture = config.pluginmanager.getplugin("capturemanager")
-    if capture is None:
-        yield
-        return
-    with capture.global_and_fixture_disabled():
-        yield
-
-
 @pytest.fixture(scope="session")
 def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Bootstrap servers (`host:port`) of a single-node Kafka shared by the test session."""
-    with _terminal(request.config):
+    with show_progress(request.config):
         kafka_classpath()
     with run_kafka(tmp_path_factory.mktemp("kafka")) as broker:
         yield broker.bootstrap_servers

@@ -31,7 +31,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -43,7 +42,8 @@ import pytest
 import requests
 
 from auxip_testing.cache import cache_root, cached_dir, maven_artifact
-from auxip_testing.process import ManagedProcess, ServiceStartError, free_port, running, wait_until
+from auxip_testing.plugin import show_progress
+from auxip_testing.process import ManagedProcess, ServiceStartError, free_port, running, scratch_dir, wait_until
 
 KEYCLOAK_VERSION = "26.7.3"
 DIST_COORDINATES = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:zip"
@@ -168,8 +168,6 @@ def _java_env() -> dict[str, str]:
 
 
 def _distribution_zip() -> Path:
-    if not shutil.which("mvn"):
-        raise FileNotFoundError("mvn not found: Keycloak comes from Maven Central, install the Debian package `maven`")
     return maven_artifact(DIST_COORDINATES)
 
 
@@ -286,25 +284,11 @@ def _session_home(cached: Path, root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _workdir(workdir: Path | None) -> Iterator[Path]:
-    """The caller's directory (kept, e.g. pytest's tmp_path for post-mortem logs), else a temp dir removed on exit."""
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        yield workdir.resolve()
-        return
-    created = Path(tempfile.mkdtemp(prefix="auxip-keycloak-"))
-    try:
-        yield created
-    finally:
-        shutil.rmtree(created, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def run_keycloak(workdir: Path | None = None, timeout: float = 180.0) -> Iterator[KeycloakServer]:
     """Start Keycloak with the `auxip` realm and a Download test user; stop it on exit."""
     cached = keycloak_home()
     admin = json.loads((cached / "template" / "admin.json").read_text())
-    with _workdir(workdir) as root:
+    with scratch_dir("auxip-keycloak-", workdir) as root:
         port, management_port = free_port(), free_port()
         server = KeycloakServer(
             base_url=f"http://{HOST}:{port}",
@@ -334,21 +318,10 @@ def wait_for_health(server: KeycloakServer, timeout: float = 30.0) -> None:
     wait_until(_answers_200(f"{server.management_url}/health/ready"), timeout, "keycloak /health/ready")
 
 
-@contextlib.contextmanager
-def _terminal(config: pytest.Config) -> Iterator[None]:
-    """Let first-run download progress reach the terminal: pytest captures fixture output otherwise."""
-    capture = config.pluginmanager.getplugin("capturemanager")
-    if capture is None:
-        yield
-        return
-    with capture.global_and_fixture_disabled():
-        yield
-
-
 @pytest.fixture(scope="session")
 def keycloak(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServer]:
     """Keycloak with the repository's `auxip` realm, the `auxip-api` client and a user holding role Download."""
-    with _terminal(request.config):
+    with show_progress(request.config):
         keycloak_home()
     with run_keycloak(tmp_path_factory.mktemp("keycloak")) as server:
         yield server

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import contextlib
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -18,3 +19,14 @@ def pytest_runtest_makereport(
         for name, process in sorted(RUNNING.items()):
             report.sections.append((f"server log: {name} ({process.log_path})", process.log_tail(40)))
     return report
+
+
+@contextlib.contextmanager
+def show_progress(config: pytest.Config) -> Iterator[None]:
+    """Let first-run download progress reach the terminal: pytest captures fixture output otherwise."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        yield
+        return
+    with capture.global_and_fixture_disabled():
+        yield

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,3 +183,25 @@ def running(process: ManagedProcess, check: Callable[[], bool], timeout: float =
         yield process
     finally:
         process.stop()
+
+
+def require_binary(name: str, package: str, purpose: str) -> str:
+    """The path of `name`, or an error that says which Debian package to install (tests fail, never skip)."""
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found: {purpose} needs it; install the Debian package `{package}`")
+    return found
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, given: Path | None = None) -> Iterator[Path]:
+    """The caller's directory (kept, e.g. pytest's tmp_path for post-mortem logs), else a temp dir removed on exit."""
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        yield given.resolve()
+        return
+    created = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield created
+    finally:
+        shutil.rmtree(created, ignore_errors=True)

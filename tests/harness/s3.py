@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from auxip_testing.cache import maven_artifact
-from auxip_testing.process import ManagedProcess, free_port, port_open, running
+from auxip_testing.process import ManagedProcess, free_port, port_open, require_binary, running, scratch_dir
 
 S3PROXY_VERSION = "4.1.0"
 S3PROXY_COORDINATES = f"org.gaul:s3proxy:{S3PROXY_VERSION}:jar:jar-with-dependencies"
@@ -86,13 +84,6 @@ class S3Server:
         return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def java_binary() -> str:
-    found = shutil.which("java")
-    if not found:
-        raise FileNotFoundError("java not found: install the Debian package `openjdk-17-jre-headless`")
-    return found
-
-
 def _properties(endpoint: str, identity: str, credential: str, basedir: Path) -> str:
     # jclouds.identity/credential are mandatory for every backend even though filesystem-nio2 ignores them;
     # filesystem-nio2 replaces the deprecated `filesystem` provider (which S3Proxy warns about).
@@ -125,20 +116,6 @@ def _probe(server: S3Server) -> Callable[[], bool]:
     return ready
 
 
-@contextlib.contextmanager
-def _workdir(workdir: Path | None) -> Iterator[Path]:
-    """The caller's directory (kept, e.g. pytest's tmp_path for post-mortem logs), else a temp dir removed on exit."""
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        yield workdir.resolve()
-        return
-    created = Path(tempfile.mkdtemp(prefix="auxip-s3proxy-"))
-    try:
-        yield created
-    finally:
-        shutil.rmtree(created, ignore_errors=True)
-
-
 def _new_server(workdir: Path) -> S3Server:
     basedir = workdir / "data"
     basedir.mkdir(exist_ok=True)
@@ -163,8 +140,8 @@ def run_s3proxy(
     workdir: Path | None = None, timeout: float = 60.0, jvm_flags: Sequence[str] = DEFAULT_JVM_FLAGS
 ) -> Iterator[S3Server]:
     """Start S3Proxy storing objects under `workdir/data`, wait for a signed ListBuckets to succeed, stop on exit."""
-    java, jar = java_binary(), maven_artifact(S3PROXY_COORDINATES)
-    with _workdir(workdir) as root:
+    java, jar = require_binary("java", "openjdk-17-jre-headless", "S3Proxy"), maven_artifact(S3PROXY_COORDINATES)
+    with scratch_dir("auxip-s3proxy-", workdir) as root:
         server = _new_server(root)
         process = ManagedProcess(
             name=f"s3proxy:{server.port}",
