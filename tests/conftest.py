@@ -11,4 +11,5 @@ pytest_plugins = [
     "auxip_testing.kafka",
     "auxip_testing.keycloak",
     "auxip_testing.hosts",
+    "auxip_testing.notification_recorder",
 ]

@@ -72,7 +72,7 @@ def run_collection(
             str(newman_binary()), "run", str(collection),
             "--environment", str(work / "env.json"), "--iteration-data", str(work / "data.json"),
             "--reporters", "cli,json", "--reporter-json-export", str(work / "report.json"),
-            "--disable-unicode", "--no-color", "--timeout-request", "30000",
+            "--disable-unicode", "--color", "off", "--timeout-request", "30000",
         ]  # fmt: skip
         if folder:
             argv += ["--folder", folder]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from auxip.api.formats import odata_timestamp
 from auxip.catalog.models import VALUE_COLUMNS, Attribute, Product
-
-#: What an open-ended validity (a SAFE name with a start only) is rendered as: clients parse End as a timestamp, and
-#: the filter compiler gives NULL the same meaning so `ContentDate/End gt <t>` matches open-ended products.
-OPEN_END: Final = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+from auxip.catalog.types import OPEN_END
 
 PRODUCT_PROPERTIES: Final = (
     "Id",

@@ -10,7 +10,7 @@ aware UTC on the way out, so both backends round-trip identically.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
@@ -43,3 +43,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+#: What an open-ended validity (a SAFE name with a start only, stored as a NULL end) means to clients: the API
+#: renders and filters it as this instant, because clients parse ContentDate/End as a timestamp.
+OPEN_END: Final = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)

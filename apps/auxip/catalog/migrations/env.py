@@ -8,13 +8,13 @@ from alembic import context
 from sqlalchemy import Connection
 
 from auxip.catalog.migrate import include_object, make_engine
-from auxip.catalog.models import Base
+from auxip.schema import metadata
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         include_object=partial(include_object, dialect_name=connection.dialect.name),
         # SQLite cannot ALTER most things in place; batch mode (copy and move) keeps future revisions portable.
         render_as_batch=connection.dialect.name == "sqlite",

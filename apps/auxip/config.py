@@ -1,0 +1,150 @@
+"""Configuration of the AUXIP services (`auxip serve --config FILE`): typed, validated once, errors name the key.
+
+Every key may be overridden from the environment: `AUXIP_API__LISTEN=0.0.0.0:8080` sets `api.listen`
+(double underscore between levels). Paths default under `data_dir`, so a config of one line runs the embedded
+defaults: SQLite catalog, local object storage, local users with the embedded token endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "AUXIP_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; `str()` lists every problem as `<key>: <what to fix>`."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiConfig(Section):
+    listen: str = Field("127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$")
+    #: Most products one page may hold; larger `$top` values are capped and answered with `@odata.nextLink`.
+    max_page_size: int = Field(1000, ge=1000, le=10000)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class CatalogConfig(Section):
+    #: SQLAlchemy URL; default `sqlite:///<data_dir>/catalog.db`. Production: `postgresql+psycopg://...`.
+    url: str | None = None
+
+
+class S3Config(Section):
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    #: Credentials are read from these environment variables, never from the file.
+    access_key_env: str = "AUXIP_S3_ACCESS_KEY"
+    secret_key_env: str = "AUXIP_S3_SECRET_KEY"  # noqa: S105 - the name of a variable, not a secret
+    verify_tls: bool = True
+
+
+class StorageConfig(Section):
+    #: `file:///dir` or `s3://bucket/prefix`; default `file://<data_dir>/products`.
+    url: str | None = None
+    s3: S3Config = S3Config()
+
+
+class KeycloakIssuer(Section):
+    issuer: str
+    jwks_url: str
+    audience: str = "auxip-api"
+    client_id: str = "auxip-api"
+
+
+class AuthConfig(Section):
+    #: Local users (Basic auth, and the embedded token endpoint at /auth/token unless `token_proxy_url` is set).
+    local_users: bool = True
+    #: Keycloak's token endpoint: `/auth/token` then forwards password grants there (production setup).
+    token_proxy_url: str | None = None
+    #: Token issuers trusted for Bearer tokens besides the embedded one (Keycloak realms in production).
+    keycloak: list[KeycloakIssuer] = []
+    #: Clients allowed at the embedded token endpoint; the value names the environment variable holding its
+    #: secret (empty: a public client).
+    token_clients: dict[str, str] = {"auxip-api": ""}
+    token_lifetime_seconds: int = Field(300, ge=30, le=86400)
+
+
+class QuotaConfig(Section):
+    max_parallel_downloads: int = Field(4, ge=1)
+    max_bytes_per_day: int = Field(500 * 1024**3, ge=1)
+
+
+class AuxipConfig(Section):
+    data_dir: Path
+    api: ApiConfig = ApiConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    storage: StorageConfig = StorageConfig()
+    auth: AuthConfig = AuthConfig()
+    quotas: QuotaConfig = QuotaConfig()
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def catalog_url(self) -> str:
+        return self.catalog.url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage.url or (self.data_dir / "products").as_uri()
+
+
+def _apply_environment(document: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name.removeprefix(ENV_PREFIX).lower().split("__")
+        if path[0] not in AuxipConfig.model_fields:
+            continue  # other AUXIP_* variables (credentials, test settings) are not config keys
+        target = document
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = yaml.safe_load(value) if value else value
+    return document
+
+
+def _format(error: ValidationError, where: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}")
+    return f"invalid configuration in {where}:\n" + "\n".join(lines)
+
+
+def load_config(path: Path | None, environ: dict[str, str] | None = None) -> AuxipConfig:
+    """Read `path` (YAML) if given, apply `AUXIP_...` overrides, validate."""
+    document: dict[str, Any] = {}
+    where = "the environment"
+    if path is not None:
+        where = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"invalid configuration in {path}: the top level must be a mapping of keys")
+        document = loaded or {}
+    document = _apply_environment(document, dict(os.environ if environ is None else environ))
+    try:
+        return AuxipConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, where)) from None

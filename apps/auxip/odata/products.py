@@ -1,0 +1,113 @@
+"""The Products entity set: its OData description over the catalog tables, and the selects of a collection request.
+
+Attribute lambdas: one EXISTS on `product_attribute` per lambda, comparing the cast's typed value column (no casts
+in SQL, so `ix_attribute_<type>` on (name, value_<type>, product_id) serves it). The guard restricting rows to the
+cast's type is `value_<type> IS NOT NULL` rather than `value_type = '<Type>'`: the catalog's check constraint makes
+them equivalent (exactly one value column is set, the one of value_type), and the former stays within the index.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import Select, func, literal, select
+from sqlalchemy.orm import selectinload
+
+from auxip.catalog.models import VALUE_COLUMNS, Attribute, Product
+from auxip.catalog.types import OPEN_END, UTCDateTime
+from auxip.odata.entities import Collection, EdmType, Entity, ItemType, Property
+from auxip.odata.options import QueryOptions
+
+_product = Product.__table__
+_attribute = Attribute.__table__
+
+# Attribute ValueType -> EDM type of its `Value`.
+_VALUE_EDM_TYPES: Final = {
+    "String": EdmType.STRING,
+    "Integer": EdmType.INT64,
+    "Double": EdmType.DOUBLE,
+    "DateTimeOffset": EdmType.DATETIME,
+    "Boolean": EdmType.BOOLEAN,
+}
+
+
+def _attribute_casts() -> dict[str, ItemType]:
+    casts: dict[str, ItemType] = {}
+    for value_type, column_name in VALUE_COLUMNS.items():
+        value_column = _attribute.c[column_name]
+        casts[f"OData.CSC.{value_type}Attribute"] = ItemType(
+            properties={
+                "Name": Property(_attribute.c.name, EdmType.STRING),
+                "Value": Property(value_column, _VALUE_EDM_TYPES[value_type]),
+            },
+            guard=value_column.is_not(None),
+        )
+    return casts
+
+
+PRODUCTS: Final = Entity(
+    name="Products",
+    table=_product,
+    key="Id",
+    properties={
+        "Id": Property(_product.c.id, EdmType.GUID),
+        "Name": Property(_product.c.name, EdmType.STRING),
+        "ContentType": Property(_product.c.content_type, EdmType.STRING),
+        "ContentLength": Property(_product.c.content_length, EdmType.INT64),
+        "OriginDate": Property(_product.c.origin_date, EdmType.DATETIME),
+        "PublicationDate": Property(_product.c.publication_date, EdmType.DATETIME),
+        "EvictionDate": Property(_product.c.eviction_date, EdmType.DATETIME),
+        "ContentDate/Start": Property(_product.c.content_date_start, EdmType.DATETIME),
+        # NULL (open-ended) compares and sorts as OPEN_END, the value the API renders for it.
+        "ContentDate/End": Property(
+            func.coalesce(_product.c.content_date_end, literal(OPEN_END, UTCDateTime())), EdmType.DATETIME
+        ),
+    },
+    collections={
+        "Attributes": Collection(
+            table=_attribute,
+            correlation=_attribute.c.product_id == _product.c.id,
+            casts=_attribute_casts(),
+        )
+    },
+    selectable=frozenset(
+        {
+            "Id",
+            "Name",
+            "ContentType",
+            "ContentLength",
+            "OriginDate",
+            "PublicationDate",
+            "EvictionDate",
+            "Checksum",
+            "ContentDate",
+        }
+    ),
+    expandable=frozenset({"Attributes"}),
+)
+
+
+def products_select(options: QueryOptions) -> tuple[Select[tuple[Product]], Select[tuple[int]] | None]:
+    """(the page of Product rows, the `$count` select or None) for validated options on PRODUCTS.
+
+    Evicted products are never listed. Checksums are always loaded (they are part of every entity); Attributes only
+    with `$expand=Attributes`.
+    """
+    if options.entity is not PRODUCTS:
+        raise ValueError(f"options were parsed for {options.entity.name}, not Products")
+    conditions: list[Any] = [_product.c.evicted_at.is_(None)]
+    if options.where is not None:
+        conditions.append(options.where)
+    loaders = [selectinload(Product.checksums)]
+    if "Attributes" in options.expand:
+        loaders.append(selectinload(Product.attributes))
+    page = (
+        select(Product)
+        .where(*conditions)
+        .order_by(*options.order_clauses())
+        .offset(options.skip)
+        .limit(options.limit)
+        .options(*loaders)
+    )
+    count = select(func.count()).select_from(_product).where(*conditions) if options.count else None
+    return page, count

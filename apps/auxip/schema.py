@@ -1,0 +1,17 @@
+"""Every table of the AUXIP database, in one metadata: what migrations are written against and compared with.
+
+The catalog owns `Base`; authentication and subscriptions add their tables to it. Importing their model modules
+here (and only here) lets Alembic and the schema tests see the whole database without the catalog depending on them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+import auxip.auth.models
+import auxip.subscriptions.models
+from auxip.catalog.models import Base
+
+MODEL_MODULES = (auxip.auth.models, auxip.subscriptions.models)
+
+metadata: MetaData = Base.metadata

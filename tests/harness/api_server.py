@@ -1,0 +1,125 @@
+"""A real AUXIP API server on loopback, with a catalog seeded from realistic sample products whose bytes exist.
+
+`run_api(config)` starts the app in a thread of its own (its own event loop), so synchronous clients (requests,
+newman, eodag, benchmarks) can call it; `seed_catalog` publishes sample products with generated content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import Engine
+
+from auxip.api.app import Services, build_app, run_subscription_worker
+from auxip.auth import LocalIdentityStore, Role
+from auxip.catalog.migrate import make_engine, upgrade
+from auxip.catalog.publish import publish_product
+from auxip.catalog.records import ProductRecord
+from auxip.config import AuxipConfig
+from auxip.storage import Storage, open_storage
+from auxip_testing.process import free_port
+from auxip_testing.sample_products import sample_records
+
+
+def sample_content(record: ProductRecord, size: int) -> bytes:
+    """Deterministic bytes for a product: its name repeated, so every file differs and sizes are exact."""
+    seed = record.name.encode() + b"\n"
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def seed_catalog(engine: Engine, storage: Storage, count: int, seed: int = 1) -> list[ProductRecord]:
+    """Publish `count` sample products (2-16 KiB each) with their bytes in `storage`; returns what was published."""
+    published = []
+    for index, record in enumerate(sample_records(count, seed=seed)):
+        data = sample_content(record, 2048 + (index * 997) % 14336)
+        await storage.put_stream(record.storage_key, _one_chunk(data))
+        actual = dataclasses.replace(
+            record, content_length=len(data), checksums={"MD5": hashlib.md5(data, usedforsecurity=False).hexdigest()}
+        )
+        await asyncio.to_thread(publish_product, engine, actual)
+        published.append(actual)
+    return published
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    base_url: str
+    config: AuxipConfig
+    engine: Engine
+    storage: Storage
+    store: LocalIdentityStore
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def service_root(self) -> str:
+        return f"{self.base_url}/odata/v1"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/auth/token"
+
+    def call(self, coroutine: object) -> object:
+        """Run a coroutine on the server's loop (e.g. to publish more products while clients poll)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()  # type: ignore[arg-type]
+
+    def add_user(self, username: str, password: str, *roles: Role) -> None:
+        self.store.add_user(username, password, roles)
+
+
+def default_config(data_dir: Path, **overrides: object) -> AuxipConfig:
+    port = free_port()
+    document = {"data_dir": str(data_dir), "api": {"listen": f"127.0.0.1:{port}"}, **overrides}
+    return AuxipConfig.model_validate(document)
+
+
+@contextlib.contextmanager
+def run_api(config: AuxipConfig, notify_interval: float | None = 0.5) -> Iterator[ApiServer]:
+    """Migrate the catalog, start the API on `config.api.listen` in a background thread, stop it on exit.
+
+    With `notify_interval`, the subscription worker runs in the same loop (as `auxip serve` runs it).
+    """
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(config.catalog_url)
+    engine = make_engine(config.catalog_url)
+    if config.storage.url is None:
+        (config.data_dir / "products").mkdir(exist_ok=True)
+    storage = open_storage(config.storage_url)
+    store = LocalIdentityStore(engine)
+    app = build_app(config, Services(engine=engine, storage=storage, store=store))
+    if notify_interval is not None:
+        run_subscription_worker(app, notify_interval)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, config.api.host, config.api.port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="auxip-api", daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError("the API server did not start within 30 s")
+    try:
+        yield ApiServer(f"http://{config.api.listen}", config, engine, storage, store, loop)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
+        engine.dispose()
