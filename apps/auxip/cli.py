@@ -118,3 +118,7 @@ def config_check(path: Path, as_json: JsonOption = False) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
