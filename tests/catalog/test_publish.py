@@ -156,12 +156,24 @@ def test_clock_never_goes_back_even_if_wall_time_does(engine: Engine) -> None:
         last = lock_clock(session)
         assert reserve_publication_dates(session, last, count=3, now=lambda: future) == [
             future,
-            future + timedelta(microseconds=1),
-            future + timedelta(microseconds=2),
+            future + timedelta(milliseconds=1),
+            future + timedelta(milliseconds=2),
         ]
     with Session(engine) as session, session.begin():
         last = lock_clock(session)
-        assert last == future + timedelta(microseconds=2)
+        assert last == future + timedelta(milliseconds=2)
         # Wall time behind the clock (NTP step, another host): the next date is still later.
         (date,) = reserve_publication_dates(session, last, now=lambda: datetime(2020, 1, 1, tzinfo=UTC))
-        assert date == future + timedelta(microseconds=3)
+        assert date == future + timedelta(milliseconds=3)
+
+
+def test_dates_are_whole_milliseconds_so_the_rendered_value_is_exact(engine: Engine) -> None:
+    # The API renders ...ss.sssZ and pollers send it back in `gt`: a finer stored date would re-match itself.
+    wall = datetime(2099, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    with Session(engine) as session, session.begin():
+        last = lock_clock(session)
+        dates = reserve_publication_dates(session, last, count=2, now=lambda: wall)
+    assert dates == [
+        datetime(2099, 1, 1, 0, 0, 0, 124000, tzinfo=UTC),
+        datetime(2099, 1, 1, 0, 0, 0, 125000, tzinfo=UTC),
+    ]

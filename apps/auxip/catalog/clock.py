@@ -8,13 +8,18 @@ two hosts' clocks (or one host's clock stepping back under NTP) can disagree.
 Design: one row in `publication_clock` holds the last date handed out. A publishing transaction
 1. locks that row (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite a no-op `UPDATE` takes the database write lock,
    which SQLite holds until commit);
-2. takes `max(now, last + 1 µs)` (or n consecutive microseconds for a batch), writes it back to the row,
+2. takes `max(now, last + 1 ms)` on whole milliseconds (or n consecutive milliseconds for a batch), writes it back,
 3. inserts its products with those dates and commits, which releases the lock.
 The lock serialises publishers from the moment they take a date until their commit, so the order of dates is the
 order of commits, and a later commit always gets a strictly later date (so no duplicates either). PostgreSQL makes
 a commit visible to new snapshots before it releases the transaction's row locks, so when the next publisher gets
 the row, the previous product is already visible. Wall-clock time only makes the dates meaningful; correctness
-rests on the lock and on `last + 1 µs`, so a clock stepping back (NTP, another host) cannot break the order.
+rests on the lock and on `last + 1 ms`, so a clock stepping back (NTP, another host) cannot break the order.
+
+Why whole milliseconds: the API renders PublicationDate as `...ss.sssZ` (the contract's format) and pollers send
+that rendered value back in `gt <last>`. A stored date finer than the rendering would compare greater than its own
+rendering, so the poller would get the same product again (and a bulk load within one millisecond would trap it
+forever). On the millisecond grid, the rendering is exact and every product has its own rendered value.
 
 Cost: publications are serialised for the duration of one short transaction. The AUXIP publishes a few thousand
 files a day, so this is far from a bottleneck; callers must commit right after `reserve_publication_dates`
@@ -32,13 +37,19 @@ from sqlalchemy.orm import Session
 
 from auxip.catalog.models import PublicationClock
 
-RESOLUTION: Final = timedelta(microseconds=1)
+RESOLUTION: Final = timedelta(milliseconds=1)
 # The seed value of the single row, older than any real publication.
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _on_grid(value: datetime) -> datetime:
+    """`value` rounded up to the next whole RESOLUTION step (never earlier than `value`)."""
+    remainder = value.microsecond % (RESOLUTION // timedelta(microseconds=1))
+    return value if remainder == 0 else value + (RESOLUTION - timedelta(microseconds=remainder))
 
 
 def lock_clock(session: Session) -> datetime:
@@ -65,7 +76,7 @@ def reserve_publication_dates(
     """
     if count < 1:
         raise ValueError("count must be at least 1")
-    first = max(now().astimezone(UTC), last + RESOLUTION)
+    first = max(_on_grid(now().astimezone(UTC)), _on_grid(last) + RESOLUTION)
     dates = [first + index * RESOLUTION for index in range(count)]
     session.execute(update(PublicationClock).where(PublicationClock.id == 1).values(last_publication_date=dates[-1]))
     return dates
