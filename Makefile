@@ -47,12 +47,9 @@ config-check: venv
 	$(BIN)/python -c 'import sys, pathlib; from auxip_platform.infra.stack_config import load_stack_file; \
 	[print(p.name, "ok:", load_stack_file(p).environment) for p in sorted(pathlib.Path(".").glob("Pulumi.*.yaml"))]'
 
+## The main job. Until the demo issue lands: the OData API on embedded defaults with a sample catalog.
 demo: venv
-	@echo "The AUXIP demo (issue 'The main job on one machine') has not landed yet."
-	@echo "What exists today: the test harness (make test), the Pulumi program under mocks (make render STACK=dev),"
-	@echo "and validated example stacks (make config-check)."
-	@$(MAKE) --no-print-directory config-check
-	@$(MAKE) --no-print-directory render STACK=dev
+	$(BIN)/python -m auxip_testing.demo
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
