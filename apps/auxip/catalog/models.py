@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -136,6 +137,16 @@ def _one_typed_value() -> str:
     return f"({set_count}) = 1 AND ({matching})"
 
 
+def _typed_value_index(value_type: str, column: str) -> Index:
+    # Partial: a row holds one typed value, so it enters one index instead of five (bulk loads were spending ~70%
+    # of their time maintaining NULL entries). A comparison on the column implies IS NOT NULL, so filters use it.
+    suffix = column.removeprefix("value_")
+    only_typed = text(f"{column} IS NOT NULL")
+    return Index(
+        f"ix_attribute_{suffix}", "name", column, "product_id", postgresql_where=only_typed, sqlite_where=only_typed
+    )
+
+
 class Attribute(Base):
     __tablename__ = "product_attribute"
 
@@ -156,11 +167,7 @@ class Attribute(Base):
             name="value_type_known",
         ),
         CheckConstraint(_one_typed_value(), name="one_typed_value"),
-        Index("ix_attribute_string", "name", "value_string", "product_id"),
-        Index("ix_attribute_integer", "name", "value_integer", "product_id"),
-        Index("ix_attribute_double", "name", "value_double", "product_id"),
-        Index("ix_attribute_datetime", "name", "value_datetime", "product_id"),
-        Index("ix_attribute_boolean", "name", "value_boolean", "product_id"),
+        *(_typed_value_index(value_type, column) for value_type, column in VALUE_COLUMNS.items()),
     )
 
     @property
