@@ -15,6 +15,7 @@ from auxip.api.db import ENGINE
 from auxip.api.download import DOWNLOAD_GUARD, STORAGE, add_download_routes
 from auxip.api.errors import Handler, odata_errors
 from auxip.api.guard import QUOTAS, download_guard
+from auxip.api.metrics_entity import add_metrics_routes
 from auxip.api.observability import add_observability, measured
 from auxip.api.products import add_product_routes
 from auxip.api.service import ROOT, add_service_routes
@@ -133,5 +134,6 @@ def build_app(config: AuxipConfig, services: Services) -> web.Application:
     add_download_routes(app)
     app[PRINCIPAL_RESOLVER] = subscription_caller
     add_subscription_routes(app)
+    add_metrics_routes(app)
     add_observability(app)
     return app
