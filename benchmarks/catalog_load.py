@@ -19,7 +19,6 @@ import itertools
 import time
 from collections.abc import Callable
 
-import psycopg
 from sqlalchemy import Engine, text
 
 from auxip.catalog.bulk import bulk_load
@@ -60,10 +59,7 @@ def load_sample_catalog(
 
 
 def _fresh_database(server: PostgresServer, name: str) -> str:
-    admin = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/{name}"
+    url = server.create_database(name).sqlalchemy_url
     upgrade(url)
     return url
 

@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-import psycopg
 import pytest
 import requests
 from sqlalchemy import update
@@ -232,11 +231,7 @@ def _serve(data_dir: Path, **overrides: object) -> Iterator[Catalog]:
 
 def fresh_database(postgres: PostgresServer) -> str:
     """A new empty database on the session's cluster (each server migrates and owns its own catalog)."""
-    name = f"api_{uuid.uuid4().hex[:12]}"
-    conninfo = f"host={postgres.host} port={postgres.port} user={postgres.user} dbname=postgres"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://{postgres.user}@{postgres.host}:{postgres.port}/{name}"
+    return postgres.create_database("api").sqlalchemy_url
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,11 @@ the catalog's own tests compare the rest.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -23,27 +21,15 @@ from sqlalchemy.schema import SchemaItem
 import auxip.auth.models  # noqa: F401 - registers the auth tables on Base.metadata
 from auxip.catalog.migrate import alembic_config, include_object, make_engine, upgrade
 from auxip.catalog.models import Base
+from auxip_testing.databases import BACKENDS, database_url
 
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 CATALOG_TABLES = {"alembic_version", "product", "product_checksum", "product_attribute", "publication_clock"}
 AUTH_TABLES = {"users", "download_record"}
 
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'auth.db'}"
-        return
-    server = request.getfixturevalue("postgres")
-    dbname = f"auth_{uuid.uuid4().hex[:12]}"
-    admin = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        yield f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/{dbname}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+    yield from database_url(request, tmp_path, "auth")
 
 
 @pytest.fixture

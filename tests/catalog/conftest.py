@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 
 from auxip.catalog import ProductRecord
 from auxip.catalog.migrate import make_engine, upgrade
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+from auxip_testing.databases import BACKENDS, database_url
 
 RecordFactory = Callable[..., ProductRecord]
 
@@ -24,20 +21,7 @@ RecordFactory = Callable[..., ProductRecord]
 @pytest.fixture(params=BACKENDS)
 def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database (not migrated) on the backend of the parameter."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.db'}"
-        return
-    server = request.getfixturevalue("postgres")
-    # One database per test: full isolation, and the catalog's single clock row cannot leak between tests.
-    dbname = f"catalog_{uuid.uuid4().hex[:12]}"
-    admin = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        yield f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/{dbname}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+    yield from database_url(request, tmp_path, "catalog")
 
 
 @pytest.fixture

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,20 @@ class PostgresServer:
     @property
     def sqlalchemy_url(self) -> str:
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def _admin(self) -> str:
+        return f"host={self.host} port={self.port} user={self.user} dbname=postgres"
+
+    def create_database(self, prefix: str) -> PostgresServer:
+        """A new empty database with a unique name on this cluster, as a handle pointing at it."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self._admin(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return dataclasses.replace(self, dbname=name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self._admin(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _require_binaries() -> None:
@@ -108,8 +124,7 @@ def _can_query(server: PostgresServer, dbname: str) -> bool:
 
 
 def _create_database(server: PostgresServer) -> None:
-    conninfo = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(server._admin(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{server.dbname}"')
 
 

@@ -17,7 +17,6 @@ publication clock stamps "now" and the windows are relative to the request time.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import re
 import time
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 import requests
 from sqlalchemy import func, insert, select, update
@@ -196,11 +194,8 @@ def serve(data_dir: Path, **overrides: object) -> Iterator[MetricsApi]:
 
 
 def fresh_database(postgres: PostgresServer) -> str:
-    name = f"metrics_{uuid.uuid4().hex[:12]}"
-    conninfo = f"host={postgres.host} port={postgres.port} user={postgres.user} dbname=postgres"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return dataclasses.replace(postgres, dbname=name).sqlalchemy_url
+    """A new empty database on the session's cluster (each server migrates and owns its own catalog)."""
+    return postgres.create_database("metrics").sqlalchemy_url
 
 
 @pytest.fixture(scope="module")

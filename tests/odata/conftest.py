@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -23,8 +22,7 @@ from auxip.catalog import ProductRecord, publish_product
 from auxip.catalog.migrate import make_engine, upgrade
 from auxip.catalog.models import Product
 from auxip.odata import PRODUCTS, parse_query_options, products_select
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+from auxip_testing.databases import BACKENDS, database_url
 
 
 def utc(text: str) -> datetime:
@@ -205,19 +203,7 @@ class Catalog:
 
 
 def _database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.db'}"
-        return
-    server = request.getfixturevalue("postgres")
-    dbname = f"odata_{uuid.uuid4().hex[:12]}"
-    admin = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        yield f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/{dbname}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+    yield from database_url(request, tmp_path, "odata")
 
 
 def build_catalog(url: str) -> Catalog:

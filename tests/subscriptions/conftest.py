@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -22,25 +21,12 @@ from auxip.api.errors import ODataError, odata_errors
 from auxip.api.subscriptions import PRINCIPAL_RESOLVER, add_subscription_routes
 from auxip.catalog import AttributeValue, ProductRecord, publish_product
 from auxip.catalog.migrate import make_engine, upgrade
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+from auxip_testing.databases import BACKENDS, database_url
 
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.db'}"
-        return
-    server = request.getfixturevalue("postgres")
-    dbname = f"subs_{uuid.uuid4().hex[:12]}"
-    admin = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        yield f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/{dbname}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+    yield from database_url(request, tmp_path, "subs")
 
 
 @pytest.fixture
