@@ -7,21 +7,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from auxip.api.db import in_session
+from auxip.api.envelope import collection
 from auxip.api.settings import API_SETTINGS
 from auxip.auth import Role, require
 from auxip.metrics import TtlCache, metric_json, metrics_entity
-from auxip.odata import QueryOptions, parse_query_options
+from auxip.odata import parse_query_options
 
 ROOT = "/odata/v1"
 READERS = (Role.REPORTING, Role.ADMIN)
-CONTEXT: Final = "$metadata#Metrics"
 #: How long an identical query is answered from memory (see `auxip.metrics.cache`).
 CACHE_SECONDS: Final = 5.0
 METRICS_CACHE = web.AppKey("metrics_cache", TtlCache)
@@ -30,22 +29,6 @@ METRICS_CACHE = web.AppKey("metrics_cache", TtlCache)
 def add_metrics_routes(app: web.Application, cache_seconds: float = CACHE_SECONDS) -> None:
     app[METRICS_CACHE] = TtlCache(cache_seconds)
     app.router.add_get(f"{ROOT}/Metrics", list_metrics)
-
-
-def _next_link(request: web.Request, options: QueryOptions, returned: int) -> str | None:
-    following = options.next_page(returned)
-    if following is None:
-        return None
-    skip, top = following
-    params = {key: value for key, value in request.query.items() if key not in ("$skip", "$top")}
-    params["$skip"] = str(skip)
-    if top is not None:
-        params["$top"] = str(top)
-    return f"{request.url.with_query(None)}?{urlencode(params)}"
-
-
-def _context(options: QueryOptions) -> str:
-    return CONTEXT if options.select is None else f"{CONTEXT}({','.join(options.select)})"
 
 
 async def list_metrics(request: web.Request) -> web.Response:
@@ -69,12 +52,6 @@ async def list_metrics(request: web.Request) -> web.Response:
         return metrics, (session.scalar(count_select) if count_select is not None else None)
 
     metrics, count = await in_session(request.app, read)
-    body: dict[str, Any] = {"@odata.context": _context(options)}
-    if count is not None:
-        body["@odata.count"] = count
-    body["value"] = [metric_json(row, now, options.select) for row in metrics]
-    next_link = _next_link(request, options, len(metrics))
-    if next_link:
-        body["@odata.nextLink"] = next_link
+    body = collection(request, "Metrics", options, [metric_json(row, now, options.select) for row in metrics], count)
     cache.put(request.path_qs, body)
     return web.json_response(body)

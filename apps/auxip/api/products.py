@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlencode
-
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from auxip.api.db import in_session
 from auxip.api.download import parse_product_key
+from auxip.api.envelope import collection
 from auxip.api.errors import bad_request, not_found
 from auxip.api.serialize import product_json
 from auxip.api.settings import API_SETTINGS
 from auxip.auth import Role, require
 from auxip.catalog.models import Product
-from auxip.odata import PRODUCTS, QueryOptions, parse_query_options, products_select
+from auxip.odata import PRODUCTS, parse_query_options, products_select
 
 ROOT = "/odata/v1"
 READERS = (Role.DOWNLOAD, Role.ADMIN)
@@ -25,24 +23,6 @@ READERS = (Role.DOWNLOAD, Role.ADMIN)
 def add_product_routes(app: web.Application) -> None:
     app.router.add_get(f"{ROOT}/Products", list_products)
     app.router.add_get(f"{ROOT}/Products({{key}})", get_product)
-
-
-def _context(options: QueryOptions) -> str:
-    if options.select is None:
-        return "$metadata#Products"
-    return f"$metadata#Products({','.join(options.select)})"
-
-
-def _next_link(request: web.Request, options: QueryOptions, returned: int) -> str | None:
-    following = options.next_page(returned)
-    if following is None:
-        return None
-    skip, top = following
-    params = {key: value for key, value in request.query.items() if key not in ("$skip", "$top")}
-    params["$skip"] = str(skip)
-    if top is not None:
-        params["$top"] = str(top)
-    return f"{request.url.with_query(None)}?{urlencode(params)}"
 
 
 async def list_products(request: web.Request) -> web.Response:
@@ -56,15 +36,9 @@ async def list_products(request: web.Request) -> web.Response:
         return products, (session.scalar(count_select) if count_select is not None else None)
 
     products, count = await in_session(request.app, read)
-    body: dict[str, Any] = {"@odata.context": _context(options)}
-    if count is not None:
-        body["@odata.count"] = count
     expand = "Attributes" in options.expand
-    body["value"] = [product_json(p, expand_attributes=expand, select=options.select) for p in products]
-    next_link = _next_link(request, options, len(products))
-    if next_link:
-        body["@odata.nextLink"] = next_link
-    return web.json_response(body)
+    items = [product_json(p, expand_attributes=expand, select=options.select) for p in products]
+    return web.json_response(collection(request, "Products", options, items, count))
 
 
 async def get_product(request: web.Request) -> web.Response:

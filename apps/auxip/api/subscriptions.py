@@ -18,10 +18,11 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from auxip.api.db import in_session
+from auxip.api.envelope import collection
 from auxip.api.errors import ODataError, bad_request, not_found
 from auxip.odata import parse_query_options
 from auxip.subscriptions import store
-from auxip.subscriptions.entity import COLLECTION_CONTEXT, ENTITY_CONTEXT, SUBSCRIPTIONS, subscription_json
+from auxip.subscriptions.entity import ENTITY_CONTEXT, SUBSCRIPTIONS, subscription_json
 from auxip.subscriptions.models import Subscription
 from auxip.subscriptions.product_filter import FilterError, compile_product_filter
 
@@ -113,18 +114,8 @@ async def list_subscriptions(request: web.Request) -> web.Response:
         )
 
     page = await in_session(request.app, work)
-    answer: dict[str, Any] = {"@odata.context": COLLECTION_CONTEXT}
-    if page.count is not None:
-        answer["@odata.count"] = page.count
-    answer["value"] = [subscription_json(item, options.select) for item in page.items]
-    following = options.next_page(len(page.items))
-    if following is not None:
-        skip, top = following
-        query = {**request.query, "$skip": str(skip)}
-        if top is not None:
-            query["$top"] = str(top)
-        answer["@odata.nextLink"] = str(request.url.with_query(query))
-    return web.json_response(answer)
+    items = [subscription_json(item, options.select) for item in page.items]
+    return web.json_response(collection(request, "Subscriptions", options, items, page.count))
 
 
 def _key(request: web.Request) -> uuid.UUID:

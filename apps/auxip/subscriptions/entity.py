@@ -10,7 +10,6 @@ from auxip.odata import EdmType, Entity, EnumType, Property
 from auxip.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 
 ENTITY_CONTEXT: Final = "$metadata#Subscriptions/$entity"
-COLLECTION_CONTEXT: Final = "$metadata#Subscriptions"
 
 SUBSCRIPTION_STATUS: Final = EnumType("OData.CSC.SubscriptionStatus", frozenset(SUBSCRIPTION_STATUSES))
 
