@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from auxip.api.db import in_session
 from auxip.api.download import Download
-from auxip.api.observability import DOWNLOADED_BYTES
+from auxip.api.observability import DOWNLOADED_BYTES, DOWNLOADS
 from auxip.auth import Quotas, Role, require
 from auxip.auth.downloads import FinalStatus, record_download_finish, record_download_start
 from auxip.catalog.models import Attribute
@@ -53,6 +53,7 @@ async def download_guard(request: web.Request, download: Download) -> AsyncItera
         finally:
             status: FinalStatus = "completed" if download.complete else "failed"
             request.app[DOWNLOADED_BYTES].inc(download.bytes_sent)
+            request.app[DOWNLOADS].labels(status).inc()
             await in_session(
                 request.app, lambda session: record_download_finish(session, record_id, download.bytes_sent, status)
             )

@@ -19,6 +19,7 @@ access_log = logging.getLogger("auxip.access")
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 REQUEST_SECONDS = web.AppKey("request_seconds", Histogram)
 DOWNLOADED_BYTES = web.AppKey("downloaded_bytes", Counter)
+DOWNLOADS = web.AppKey("downloads", Counter)
 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120)
 
@@ -35,6 +36,9 @@ def add_observability(app: web.Application) -> None:
     )
     app[DOWNLOADED_BYTES] = Counter(
         "auxip_downloaded_bytes", "Product bytes sent by $value downloads", registry=registry
+    )
+    app[DOWNLOADS] = Counter(
+        "auxip_downloads", "$value transfers by outcome (completed or failed)", ["status"], registry=registry
     )
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
