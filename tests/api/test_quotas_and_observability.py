@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from auxip.auth import Role
-from auxip.catalog.publish import publish_product
-from auxip_testing.api_server import ApiServer, default_config, run_api
+from auxip_testing.api_server import ApiServer, default_config, publish_content, run_api, sample_content
 from auxip_testing.sample_products import sample_records
 
 pytestmark = pytest.mark.integration
@@ -23,18 +20,9 @@ BIG = 64 << 20  # larger than the socket buffers: a client that stops reading ke
 SMALL = 8000
 
 
-async def _chunks(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 def publish(server: ApiServer, index: int, size: int) -> str:
     record = list(sample_records(index + 1, seed=11))[index]
-    data = (record.name.encode() * (size // len(record.name) + 1))[:size]
-    server.call(server.storage.put_stream(record.storage_key, _chunks(data)))
-    record = dataclasses.replace(
-        record, content_length=size, checksums={"MD5": hashlib.md5(data, usedforsecurity=False).hexdigest()}
-    )
-    return str(publish_product(server.engine, record).id)
+    return str(server.call(publish_content(server.engine, server.storage, record, sample_content(record, size))).id)
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import contextlib
 import dataclasses
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import Engine
@@ -21,12 +22,14 @@ from sqlalchemy import Engine
 from auxip.api.app import Services, build_app, run_subscription_worker
 from auxip.auth import LocalIdentityStore, Role
 from auxip.catalog.migrate import make_engine, upgrade
-from auxip.catalog.publish import publish_product
+from auxip.catalog.publish import PublishedProduct, publish_product
 from auxip.catalog.records import ProductRecord
 from auxip.config import AuxipConfig
 from auxip.storage import Storage, open_storage
 from auxip_testing.process import free_port
 from auxip_testing.sample_products import sample_records
+
+T = TypeVar("T")
 
 
 def sample_content(record: ProductRecord, size: int) -> bytes:
@@ -39,17 +42,25 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+def with_content(record: ProductRecord, data: bytes) -> ProductRecord:
+    """The record with the size and MD5 of `data`, the bytes that will be stored for it."""
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return dataclasses.replace(record, content_length=len(data), checksums={"MD5": md5})
+
+
+async def publish_content(engine: Engine, storage: Storage, record: ProductRecord, data: bytes) -> PublishedProduct:
+    """Store `data` under the record's key, then publish the record with the size and MD5 of those bytes."""
+    await storage.put_stream(record.storage_key, _one_chunk(data))
+    return await asyncio.to_thread(publish_product, engine, with_content(record, data))
+
+
 async def seed_catalog(engine: Engine, storage: Storage, count: int, seed: int = 1) -> list[ProductRecord]:
     """Publish `count` sample products (2-16 KiB each) with their bytes in `storage`; returns what was published."""
     published = []
     for index, record in enumerate(sample_records(count, seed=seed)):
         data = sample_content(record, 2048 + (index * 997) % 14336)
-        await storage.put_stream(record.storage_key, _one_chunk(data))
-        actual = dataclasses.replace(
-            record, content_length=len(data), checksums={"MD5": hashlib.md5(data, usedforsecurity=False).hexdigest()}
-        )
-        await asyncio.to_thread(publish_product, engine, actual)
-        published.append(actual)
+        await publish_content(engine, storage, record, data)
+        published.append(with_content(record, data))
     return published
 
 
@@ -70,9 +81,9 @@ class ApiServer:
     def token_url(self) -> str:
         return f"{self.base_url}/auth/token"
 
-    def call(self, coroutine: object) -> object:
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the server's loop (e.g. to publish more products while clients poll)."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def add_user(self, username: str, password: str, *roles: Role) -> None:
         self.store.add_user(username, password, roles)
