@@ -14,7 +14,10 @@ stack = pulumi.get_stack()
 layers = config.layers
 
 if layers.infra:
-    infra = Infra(f"{stack}-infra", InfraArgs(environment=config.environment))
+    infra = Infra(f"{stack}-infra", InfraArgs(environment=config.environment, stack=stack, config=config.infra))
+    if infra.inventory is not None:
+        pulumi.export("ansibleInventory", infra.inventory)
+        pulumi.export("hosts", infra.host_table)
 if layers.platform:
     baseline = Baseline(
         f"{stack}-baseline",

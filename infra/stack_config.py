@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from auxip_platform.infra.config import InfraConfig
+
 PROJECT = "auxip-platform"
 
 #: Config keys whose values are credentials: they must arrive as Pulumi secrets (`pulumi config set --secret`).
@@ -87,6 +89,8 @@ class StackConfig(StrictModel):
     registry_prefix: str = Field(pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
     layers: LayerToggles = LayerToggles()
     kubernetes: KubernetesConfig = KubernetesConfig()
+    #: Machines for the platform (OpenStack or existing hosts); without it the infra layer creates nothing.
+    infra: InfraConfig | None = None
 
 
 def _decode(value: Any) -> Any:

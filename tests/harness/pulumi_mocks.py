@@ -52,7 +52,18 @@ def _mock_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[st
             outputs.setdefault("accessIpV4", _fake_ip(name))
         if type_token.startswith("openstack:networking/floatingIp:"):
             outputs.setdefault("address", _fake_ip(f"fip-{name}"))
+        if type_token.startswith("openstack:loadbalancer/loadBalancer:"):
+            outputs.setdefault("vipAddress", _fake_ip(f"vip-{name}"))
+            outputs.setdefault("vipPortId", f"{name}-vip-port-id")
     return outputs
+
+
+def _mock_call(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Data source lookups (external network, image by name) answer with a predictable id."""
+    if token.startswith("openstack:"):
+        function = token.rsplit(":", 1)[-1]
+        return {**args, "id": f"{function}-{args.get('name', 'any')}-id"}
+    return {}
 
 
 def _run_in_this_process(stack: str, project_dir: Path) -> list[RegisteredResource]:
@@ -73,7 +84,7 @@ def _run_in_this_process(stack: str, project_dir: Path) -> list[RegisteredResour
             return f"{args.name}-id", _mock_outputs(args.typ, args.name, args.inputs)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-            return {}, None
+            return _mock_call(args.token, dict(args.args)), []
 
     class RecordingMonitor(mocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:

@@ -25,7 +25,13 @@ def by_type(resources: list[RegisteredResource], type_token: str) -> list[Regist
 
 
 def test_every_layer_is_a_component_under_the_stack(dev: list[RegisteredResource]) -> None:
-    components = {r.type: r for r in dev if not r.custom}
+    # The layers are the components directly under the stack; the infra layer has its own sub-components
+    # (network, security groups, VM groups...), which must all sit inside it.
+    stack_urn = next(r.parent for r in dev if r.type == "auxip:infra:Infra")
+    components = {r.type: r for r in dev if not r.custom and r.parent == stack_urn}
+    nested = [r for r in dev if not r.custom and r.parent != stack_urn]
+    assert nested
+    assert all(r.type.startswith("auxip:infra:") for r in nested)
     assert set(components) == {
         "auxip:infra:Infra",
         "auxip:platform:Baseline",

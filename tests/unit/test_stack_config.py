@@ -66,6 +66,8 @@ def test_version_string_is_not_turned_into_a_number() -> None:
         ),
         ({"layers": {"infra": "maybe"}}, "auxip-platform:layers.infra", "boolean"),
         ({"registryPrefix": "https://harbor.example"}, "auxip-platform:registryPrefix", "pattern"),
+        ({"infra": {"provider": "openstack"}}, "auxip-platform:infra.adminCidrs", "Field required"),
+        ({"infra": {"provider": "gcp"}}, "auxip-platform:infra.provider", "'openstack' or 'existing'"),
     ],
 )
 def test_mistakes_name_the_key(overrides: dict[str, object], expected_key: str, expected_words: str) -> None:
@@ -101,6 +103,14 @@ def test_stack_file_secure_values_count_as_secrets(tmp_path: Path) -> None:
     assert "plain text" not in str(excinfo.value)
     assert "auxip-platform:adminPassword: unknown key" in str(excinfo.value)
     assert str(path) in str(excinfo.value)
+
+
+def test_infra_key_is_optional_and_present_in_the_examples() -> None:
+    assert load_stack_config(base_config()).infra is None
+    for path in EXAMPLE_STACKS:
+        infra = load_stack_file(path).infra
+        assert infra is not None, path.name
+        assert infra.provider == "openstack"
 
 
 def test_provider_keys_are_left_to_their_providers() -> None:
