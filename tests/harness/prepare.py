@@ -17,6 +17,7 @@ from auxip_testing.host_image import ensure_image
 from auxip_testing.kafka import kafka_classpath
 from auxip_testing.keycloak import keycloak_home
 from auxip_testing.newman import newman_binary
+from auxip_testing.render import checkov_python
 from auxip_testing.s3 import S3PROXY_COORDINATES
 
 STEPS: list[tuple[str, Callable[[], object]]] = [
@@ -25,6 +26,7 @@ STEPS: list[tuple[str, Callable[[], object]]] = [
     ("Kafka broker classpath (Maven Central)", kafka_classpath),
     ("Keycloak distribution, built and with a template database (Maven Central)", keycloak_home),
     ("newman, the Postman CLI runner for ESA's conformance suite (npm registry)", newman_binary),
+    ("checkov in its own venv (PyPI; its pins conflict with the project's)", checkov_python),
     ("Debian 12 systemd test-host image (debootstrap + podman import)", ensure_image),
 ]
 

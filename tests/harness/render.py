@@ -6,8 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,17 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
+from auxip_testing.cache import cached_dir
 from auxip_testing.pulumi_mocks import REPO_ROOT, RegisteredResource, run_program
+
+#: checkov pins its own dependencies (boto3 1.35, packaging 23) below what requirements.lock holds, so it cannot share
+#: the project's virtualenv: it gets a venv of its own in the artifact cache, keyed by this version.
+CHECKOV_VERSION = "3.3.30"
+
+#: Environment for an offline checkov run (read in checkov/common/util/env_vars_config.py): no guideline/mapping
+#: download, no PyPI update check (done at import time otherwise). Nothing else of the caller's environment is passed,
+#: so a developer's BC_API_KEY or proxy settings never make it talk to Prisma Cloud.
+CHECKOV_OFFLINE_ENV = {"BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "LOG_LEVEL": "WARNING"}
 
 #: Types that are Pulumi machinery rather than objects sent to the API server.
 NOT_API_OBJECTS = ("pulumi:providers:", "kubernetes:helm.sh/", "kubernetes:yaml:", "kubernetes:kustomize:")
@@ -83,6 +97,58 @@ def write_objects(objects: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         path.write_text(yaml.safe_dump(obj, sort_keys=True))
         paths.append(path)
     return paths
+
+
+def checkov_python() -> Path:
+    """The interpreter of a dedicated venv holding checkov, in the artifact cache; created with pip on first use."""
+    version = CHECKOV_VERSION
+
+    def build(work: Path) -> None:
+        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
+        pip = [str(work / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, f"checkov=={version}"], check=True)
+
+    # The venv is built in a temporary directory then renamed, and a venv's scripts hard-code their interpreter path:
+    # so they are run as `python -m checkov.main`, never through `bin/checkov`.
+    return cached_dir(f"checkov-{version}", build) / "venv" / "bin" / "python"
+
+
+def run_checkov(directory: Path, timeout: float = 300) -> dict[str, Any]:
+    """checkov's Kubernetes checks on every YAML file in `directory`, offline, within `timeout` seconds.
+
+    Returns its JSON report: `summary` (counts, `resource_count`, `parsing_errors`, `checkov_version`) and
+    `results.failed_checks` (each with `check_id`, `check_name` and `resource`, as `Kind.namespace.name`).
+    """
+    python = checkov_python()
+    # A throwaway HOME and cache directory: a run leaves nothing behind in the user's home or the repository.
+    with tempfile.TemporaryDirectory(prefix="checkov-home-") as home:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": home,
+            "CKV_CACHE_DIR": str(Path(home) / "cache"),
+            **CHECKOV_OFFLINE_ENV,
+        }
+        # --skip-download: no policy metadata or suppressions from Prisma Cloud; --quiet: failed checks only.
+        command = ["-d", str(directory), "--framework", "kubernetes", "-o", "json", "--quiet", "--skip-download"]
+        result = subprocess.run(
+            [str(python), "-m", "checkov.main", *command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env=env,
+            cwd=home,
+        )
+    # Exit status 1 only means "some check failed"; anything else, or no JSON, is checkov itself failing.
+    if result.returncode not in (0, 1) or not result.stdout.strip():
+        raise RuntimeError(f"checkov exited {result.returncode}:\n{result.stderr[-4000:]}")
+    report = json.loads(result.stdout)
+    if isinstance(report, list):  # one report per framework: only kubernetes was asked for
+        (report,) = report
+    # When no check applies to any object (Namespaces and NetworkPolicies only), checkov prints the bare summary.
+    if "summary" not in report:
+        report = {"check_type": "kubernetes", "results": {"failed_checks": []}, "summary": report}
+    return dict(report)
 
 
 def main() -> None:

@@ -180,7 +180,7 @@ class FilterCompiler:
         compared: ColumnElement[bool] = _OPERATORS[type(comparator)](column, literal(value, type_=column.type))
         if op_name == "ne" and prop.nullable:
             return or_(column.is_(None), compared)
-        return self._guarded(prop, compared)
+        return self._guarded(prop, _with_implied_bounds(prop, op_name, value, compared))
 
     def _inexact_instant(self, prop: Property, comparator: ast._Comparator, instant: Instant) -> ColumnElement[bool]:
         column, floor = prop.column, instant.value
@@ -190,7 +190,7 @@ class FilterCompiler:
             return true()
         if isinstance(comparator, ast.Gt | ast.GtE):
             return self._guarded(prop, column > floor)
-        return self._guarded(prop, column <= floor)
+        return self._guarded(prop, _with_implied_bounds(prop, "le", floor, column <= floor))
 
     def _in(self, left: ast._Node, right: ast._Node, scope: _LambdaScope | None) -> ColumnElement[bool]:
         path = _path(left)
@@ -295,6 +295,17 @@ class FilterCompiler:
         if prop.nullable:
             return and_(prop.column.is_not(None), condition)
         return condition
+
+
+def _with_implied_bounds(
+    prop: Property, op_name: str, value: object, condition: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """`prop <= v` also bounds every column known to be <= prop: the same rows, but an index range the planner can use
+    (a ContentDate window `Start ge X and End le Y` becomes a Start range [X, Y] instead of a scan of everything
+    after X)."""
+    if op_name not in ("le", "lt", "eq") or not prop.lower_columns:
+        return condition
+    return and_(condition, *(lower <= literal(value, type_=lower.type) for lower in prop.lower_columns))
 
 
 def compile_filter(entity: Entity, tree: ast._Node, max_depth: int = MAX_DEPTH) -> ColumnElement[bool]:

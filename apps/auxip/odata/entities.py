@@ -44,6 +44,9 @@ class Property:
     sortable: bool = True
     # Required for EdmType.ENUM: the enum literal's type name must match and its member must be known.
     enum_type: EnumType | None = None
+    # Columns never greater than this property (ContentDate/Start for ContentDate/End). `le`/`lt`/`eq` on the
+    # property also bound them, which changes nothing in the result but lets the planner use their indexes.
+    lower_columns: tuple[ColumnElement[Any], ...] = ()
 
     def __post_init__(self) -> None:
         if (self.type is EdmType.ENUM) != (self.enum_type is not None):

@@ -59,8 +59,11 @@ PRODUCTS: Final = Entity(
         "EvictionDate": Property(_product.c.eviction_date, EdmType.DATETIME),
         "ContentDate/Start": Property(_product.c.content_date_start, EdmType.DATETIME),
         # NULL (open-ended) compares and sorts as OPEN_END, the value the API renders for it.
+        # The catalog guarantees Start <= End (a check constraint; OPEN_END is later than any Start).
         "ContentDate/End": Property(
-            func.coalesce(_product.c.content_date_end, literal(OPEN_END, UTCDateTime())), EdmType.DATETIME
+            func.coalesce(_product.c.content_date_end, literal(OPEN_END, UTCDateTime())),
+            EdmType.DATETIME,
+            lower_columns=(_product.c.content_date_start,),
         ),
     },
     collections={
