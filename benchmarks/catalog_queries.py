@@ -52,12 +52,13 @@ from typing import Any
 
 import requests
 from sqlalchemy import Engine, event, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from auxip.api.formats import odata_timestamp
 from auxip.auth import Role
 from auxip.catalog.migrate import make_engine, upgrade
 from auxip.catalog.models import Product
+from auxip.catalog.views import load_product_views
 from auxip.odata import PRODUCTS, parse_query_options, products_select
 from auxip_testing.api_server import default_config, run_api
 from auxip_testing.postgres import (
@@ -361,15 +362,12 @@ def drive(root: str, auth: tuple[str, str], plan: list[list[Case]]) -> tuple[lis
 def sql_runner(engine: Engine, case: Case) -> Callable[[], None]:
     """What the handler's worker thread does for `case`, without HTTP, auth or JSON."""
     if case.check["kind"] == "entity":
-        statement = (
-            select(Product)
-            .where(Product.id == uuid.UUID(case.check["id"]), Product.evicted_at.is_(None))
-            .options(selectinload(Product.checksums), selectinload(Product.attributes))
-        )
+        table = Product.__table__
+        statement = select(table).where(table.c.id == uuid.UUID(case.check["id"]), table.c.evicted_at.is_(None))
 
         def entity() -> None:
             with Session(engine, expire_on_commit=False) as session:
-                if session.scalar(statement) is None:
+                if not load_product_views(session, statement):
                     raise AssertionError(f"no product {case.check['id']}")
 
         return entity
@@ -377,7 +375,7 @@ def sql_runner(engine: Engine, case: Case) -> Callable[[], None]:
 
     def listing() -> None:
         with Session(engine, expire_on_commit=False) as session:
-            list(session.scalars(page))
+            load_product_views(session, page, attributes="$expand" in case.params)
             if count is not None:
                 session.scalar(count)
 

@@ -194,7 +194,7 @@ class Catalog:
         options = parse_query_options(params, PRODUCTS, page_cap=page_cap)
         page, count = products_select(options)
         with Session(self.engine) as session:
-            names = [product.name for product in session.execute(page).scalars()]
+            names = [row.name for row in session.execute(page)]
             total = session.execute(count).scalar_one() if count is not None else None
         return [KEY_OF_NAME[name] for name in names], total
 

@@ -177,7 +177,7 @@ def _check(catalog: Catalog, text: str) -> None:
     page, count = products_select(options)
     assert count is not None
     with Session(catalog.engine) as session:
-        rows = session.execute(page).scalars().all()
+        rows = session.execute(page).all()
         assert session.execute(count).scalar_one() == len(rows)
     event("executed, some rows" if rows else "executed, no rows")
 

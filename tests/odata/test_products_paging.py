@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from auxip.catalog.views import load_product_views
 from auxip.odata import PRODUCTS, parse_query_options, products_select
 
 from .conftest import CATALOG, Catalog
@@ -136,7 +137,7 @@ def test_expand_attributes_loads_them(catalog: Catalog) -> None:
     }
     page, _ = products_select(parse_query_options(params, PRODUCTS))
     with Session(catalog.engine) as session:
-        products = session.execute(page).scalars().all()
+        products = load_product_views(session, page, attributes=True)
         got = {product.name: {a.name: a.value for a in product.attributes} for product in products}
     assert got == {CATALOG[key].name: dict(CATALOG[key].attributes) for key in ("RES", "WAV")}
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from auxip.api.formats import odata_timestamp
-from auxip.catalog.models import VALUE_COLUMNS, Attribute, Product
 from auxip.catalog.types import OPEN_END
+from auxip.catalog.views import AttributeView, ProductView
 
 PRODUCT_PROPERTIES: Final = (
     "Id",
@@ -23,8 +23,8 @@ PRODUCT_PROPERTIES: Final = (
 )
 
 
-def attribute_json(attribute: Attribute) -> dict[str, Any]:
-    value = getattr(attribute, VALUE_COLUMNS[attribute.value_type])
+def attribute_json(attribute: AttributeView) -> dict[str, Any]:
+    value = attribute.value
     if isinstance(value, datetime):
         value = odata_timestamp(value)
     return {
@@ -36,7 +36,7 @@ def attribute_json(attribute: Attribute) -> dict[str, Any]:
 
 
 def product_json(
-    product: Product, *, expand_attributes: bool = False, select: Collection[str] | None = None
+    product: ProductView, *, expand_attributes: bool = False, select: Collection[str] | None = None
 ) -> dict[str, Any]:
     """One product; `select` limits the properties (Id is always kept, as OData keys are)."""
     properties: dict[str, Any] = {

@@ -101,6 +101,15 @@ class Product(Base):
         Index("ix_product_content_start", "content_date_start"),
         Index("ix_product_content_end", "content_date_end"),
         Index("ix_product_eviction", "eviction_date"),
+        # `$count` with an attribute filter probes one product per matching attribute only to check it is online:
+        # an index-only probe into this partial index instead of a heap fetch (1M products, 100k matches: 138 ms
+        # to 58 ms).
+        Index(
+            "ix_product_online",
+            "id",
+            postgresql_where=text("evicted_at IS NULL"),
+            sqlite_where=text("evicted_at IS NULL"),
+        ),
     )
 
     @property

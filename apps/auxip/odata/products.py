@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Final
 
 from sqlalchemy import Select, func, literal, select
-from sqlalchemy.orm import selectinload
 
 from auxip.catalog.models import VALUE_COLUMNS, Attribute, Product
 from auxip.catalog.types import OPEN_END, UTCDateTime
@@ -90,27 +89,19 @@ PRODUCTS: Final = Entity(
 )
 
 
-def products_select(options: QueryOptions) -> tuple[Select[tuple[Product]], Select[tuple[int]] | None]:
-    """(the page of Product rows, the `$count` select or None) for validated options on PRODUCTS.
+def products_select(options: QueryOptions) -> tuple[Select[Any], Select[tuple[int]] | None]:
+    """(the page of product table rows, the `$count` select or None) for validated options on PRODUCTS.
 
-    Evicted products are never listed. Checksums are always loaded (they are part of every entity); Attributes only
-    with `$expand=Attributes`.
+    Evicted products are never listed. Run the page with `auxip.catalog.views.load_product_views`, which attaches
+    checksums (always part of the entity) and attributes (for `$expand=Attributes`).
     """
     if options.entity is not PRODUCTS:
         raise ValueError(f"options were parsed for {options.entity.name}, not Products")
     conditions: list[Any] = [_product.c.evicted_at.is_(None)]
     if options.where is not None:
         conditions.append(options.where)
-    loaders = [selectinload(Product.checksums)]
-    if "Attributes" in options.expand:
-        loaders.append(selectinload(Product.attributes))
     page = (
-        select(Product)
-        .where(*conditions)
-        .order_by(*options.order_clauses())
-        .offset(options.skip)
-        .limit(options.limit)
-        .options(*loaders)
+        select(_product).where(*conditions).order_by(*options.order_clauses()).offset(options.skip).limit(options.limit)
     )
     count = select(func.count()).select_from(_product).where(*conditions) if options.count else None
     return page, count
