@@ -110,6 +110,13 @@ class Product(Base):
             postgresql_where=text("evicted_at IS NULL"),
             sqlite_where=text("evicted_at IS NULL"),
         ),
+        # The few evicted products, for the anti-join of attribute-only counts (auxip.odata.products).
+        Index(
+            "ix_product_evicted",
+            "id",
+            postgresql_where=text("evicted_at IS NOT NULL"),
+            sqlite_where=text("evicted_at IS NOT NULL"),
+        ),
     )
 
     @property

@@ -107,6 +107,32 @@ class FilterCompiler:
     def compile(self, tree: ast._Node) -> ColumnElement[bool]:
         return self._condition(tree, None, 1)
 
+    def single_item_rows(self, tree: ast._Node) -> tuple[Collection, ColumnElement[bool]] | None:
+        """For a filter that is one `any` lambda fixing the collection's unique item property with `eq`: the
+        collection and the condition on its rows (no correlation), such that each owner has at most one matching
+        row. Counting those rows counts the matching owners without visiting the owner table. Else None."""
+        if not isinstance(tree, ast.CollectionLambda) or not isinstance(tree.operator, ast.Any) or not tree.lambda_:
+            return None
+        path = _path(tree.owner) or ()
+        collection = self.entity.collections.get(path[0]) if path else None
+        if collection is None or collection.unique_item_property is None:
+            return None
+        variable = full_name(tree.lambda_.identifier)
+        body = tree.lambda_.expression
+        conjuncts = _flatten(body) if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
+        fixed = any(
+            isinstance(part, ast.Compare)
+            and isinstance(part.comparator, ast.Eq)
+            and _path(part.left) == (variable, collection.unique_item_property)
+            and isinstance(part.right, ast.String)
+            for part in conjuncts
+        )
+        if not fixed:
+            return None
+        item, cast = self._cast(path[0], collection, path[1:])
+        condition = self._condition(body, _LambdaScope(variable, cast, item), 2)
+        return collection, and_(item.guard, condition)
+
     # Conditions ----------------------------------------------------------------------------------------------
 
     def _condition(self, node: ast._Node, scope: _LambdaScope | None, depth: int) -> ColumnElement[bool]:

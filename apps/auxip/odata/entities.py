@@ -75,6 +75,9 @@ class Collection:
     table: FromClause
     correlation: ColumnElement[bool]
     casts: Mapping[str, ItemType]
+    # An item property no two items of one owner share (Attributes: Name). A lambda fixing it with `eq` matches at
+    # most one row per owner, so counting matching rows counts owners (see FilterCompiler.single_item_rows).
+    unique_item_property: str | None = None
 
 
 @dataclass(frozen=True, eq=False)

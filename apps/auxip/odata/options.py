@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from odata_query import ast
 from sqlalchemy import ColumnElement, UnaryExpression
 
 from auxip.api.errors import bad_request
@@ -43,6 +44,7 @@ class QueryOptions:
     # The compiled $filter (None without one); bound parameters only.
     where: ColumnElement[bool] | None
     filter_text: str | None
+    filter_tree: ast._Node | None
     order_by: tuple[OrderKey, ...]
     skip: int
     # $top as requested (None if absent) and the number of rows this page may hold: min($top, page cap).
@@ -142,7 +144,7 @@ def parse_query_options(
         raise bad_request(f"unsupported query option {unknown[0]} (supported: {', '.join(sorted(KNOWN_OPTIONS))})")
 
     filter_text = _single(params, "$filter")
-    where = None
+    where = tree = None
     if filter_text is not None:
         tree = parse_filter(filter_text, max_bytes=max_filter_bytes, max_depth=max_depth)
         where = FilterCompiler(entity, max_depth=max_depth).compile(tree)
@@ -177,6 +179,7 @@ def parse_query_options(
         entity=entity,
         where=where,
         filter_text=filter_text,
+        filter_tree=tree,
         order_by=order_by,
         skip=skip,
         top=top,
