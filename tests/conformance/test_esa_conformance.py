@@ -49,6 +49,10 @@ def iteration_data(recorder: NotificationRecorder) -> list[dict[str, str]]:
 def seeded_api(data_dir: Path, **overrides: object) -> Iterator[ApiServer]:
     with run_api(default_config(data_dir, **overrides)) as server:
         server.call(seed_catalog(server.engine, server.storage, SEEDED))
+        # The suite pages `startswith(Name, <first two name segments of a random product>)` with $skip=10 and wants
+        # at least one product back, so every such prefix needs 11+ products: SAFE calibration files per unit
+        # (`S1A_AUX`, ...) are rare in a random feed, as in operations, so they are added here.
+        server.call(seed_catalog(server.engine, server.storage, 45, seed=2, product_types=("AUX_CAL", "AUX_INS")))
         server.add_user(USERNAME, PASSWORD, Role.DOWNLOAD)
         yield server
 

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,10 +54,12 @@ async def publish_content(engine: Engine, storage: Storage, record: ProductRecor
     return await asyncio.to_thread(publish_product, engine, with_content(record, data))
 
 
-async def seed_catalog(engine: Engine, storage: Storage, count: int, seed: int = 1) -> list[ProductRecord]:
+async def seed_catalog(
+    engine: Engine, storage: Storage, count: int, seed: int = 1, product_types: Collection[str] | None = None
+) -> list[ProductRecord]:
     """Publish `count` sample products (2-16 KiB each) with their bytes in `storage`; returns what was published."""
     published = []
-    for index, record in enumerate(sample_records(count, seed=seed)):
+    for index, record in enumerate(sample_records(count, seed=seed, product_types=product_types)):
         data = sample_content(record, 2048 + (index * 997) % 14336)
         await publish_content(engine, storage, record, data)
         published.append(with_content(record, data))

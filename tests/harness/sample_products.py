@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 
 from auxip.catalog.records import AttributeValue, ProductRecord
@@ -49,10 +49,13 @@ def _name(kind: str, unit: str, product_type: str, start: datetime, stop: dateti
     return f"{mission}_{product_type}_{validity}_G{_stamp(created)}.SAFE.zip"
 
 
-def sample_records(count: int, seed: int = 1, start: datetime = EPOCH) -> Iterator[ProductRecord]:
-    """`count` products in generation order, about one every two minutes from `start`."""
+def sample_records(
+    count: int, seed: int = 1, start: datetime = EPOCH, product_types: Collection[str] | None = None
+) -> Iterator[ProductRecord]:
+    """`count` products in generation order, about one every two minutes from `start` (of `product_types` only)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
-    types = [entry for entry in PRODUCT_TYPES for _ in range(entry[3])]
+    chosen = [entry for entry in PRODUCT_TYPES if product_types is None or entry[0] in product_types]
+    types = [entry for entry in chosen for _ in range(entry[3])]
     for index in range(count):
         product_type, kind, length, _share = rng.choice(types)
         unit = rng.choice(UNITS)
