@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from auxip.api.formats import odata_timestamp
 from auxip.catalog.types import OPEN_END
 from auxip.catalog.views import AttributeView, ProductView
-
-PRODUCT_PROPERTIES: Final = (
-    "Id",
-    "Name",
-    "ContentType",
-    "ContentLength",
-    "OriginDate",
-    "PublicationDate",
-    "EvictionDate",
-    "Checksum",
-    "ContentDate",
-)
 
 
 def attribute_json(attribute: AttributeView) -> dict[str, Any]:

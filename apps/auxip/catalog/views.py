@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -49,17 +49,8 @@ class ProductView:
     attributes: list[AttributeView] = field(default_factory=list)
 
 
-_PRODUCT_FIELDS = (
-    "id",
-    "name",
-    "content_type",
-    "content_length",
-    "origin_date",
-    "publication_date",
-    "eviction_date",
-    "content_date_start",
-    "content_date_end",
-)
+# The product columns a view carries, in its constructor's order.
+_PRODUCT_FIELDS = tuple(f.name for f in fields(ProductView) if f.name not in ("checksums", "attributes"))
 _checksum = Checksum.__table__.c
 _attribute = Attribute.__table__.c
 
