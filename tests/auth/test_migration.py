@@ -7,21 +7,15 @@ the catalog's own tests compare the rest.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Engine, Table, inspect, text
-from sqlalchemy.schema import SchemaItem
+from sqlalchemy import Engine, inspect, text
 
 import auxip.auth.models  # noqa: F401 - registers the auth tables on Base.metadata
-from auxip.catalog.migrate import alembic_config, include_object, make_engine, upgrade
-from auxip.catalog.models import Base
-from auxip_testing.databases import BACKENDS, database_url
+from auxip.catalog.migrate import alembic_config, make_engine, upgrade
+from auxip_testing.databases import BACKENDS, database_url, schema_differences
 
 CATALOG_TABLES = {"alembic_version", "product", "product_checksum", "product_attribute", "publication_clock"}
 AUTH_TABLES = {"users", "download_record"}
@@ -42,30 +36,8 @@ def migrated(db_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _auth_only(
-    obj: SchemaItem, name: str | None, type_: Any, reflected: bool, compare_to: Any, *, dialect: str
-) -> bool:
-    table = obj if isinstance(obj, Table) else getattr(obj, "table", None)
-    if not isinstance(table, Table) or table.name not in AUTH_TABLES:
-        return False
-    return include_object(obj, name, type_, reflected, compare_to, dialect_name=dialect)
-
-
-def _differences(engine: Engine) -> list[object]:
-    with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn,
-            opts={
-                "compare_type": True,
-                "compare_server_default": True,
-                "include_object": partial(_auth_only, dialect=conn.dialect.name),
-            },
-        )
-        return list(compare_metadata(context, Base.metadata))
-
-
 def test_0002_matches_orm_metadata(migrated: Engine) -> None:
-    assert _differences(migrated) == []
+    assert schema_differences(migrated, AUTH_TABLES) == []
     with migrated.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
     assert set(inspect(migrated).get_table_names()) == CATALOG_TABLES | AUTH_TABLES
@@ -82,17 +54,17 @@ def test_comparison_sees_the_auth_tables(migrated: Engine) -> None:
     # Guard against a comparison that ignores the new tables.
     with migrated.begin() as conn:
         conn.execute(text("DROP INDEX ix_download_record_user_started"))
-    differences = _differences(migrated)
+    differences = schema_differences(migrated, AUTH_TABLES)
     assert [(d[0], d[1].name) for d in differences] == [("add_index", "ix_download_record_user_started")]  # type: ignore[index]
 
 
 def test_head_keeps_the_auth_tables(db_url: str, migrated: Engine) -> None:
     upgrade(db_url)
-    assert _differences(migrated) == []
+    assert schema_differences(migrated, AUTH_TABLES) == []
 
 
 def test_downgrade_to_0001_and_back(db_url: str, migrated: Engine) -> None:
     command.downgrade(alembic_config(db_url), "0001")
     assert set(inspect(migrated).get_table_names()) == CATALOG_TABLES
     upgrade(db_url, "0002")
-    assert _differences(migrated) == []
+    assert schema_differences(migrated, AUTH_TABLES) == []

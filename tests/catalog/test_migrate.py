@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
 from auxip.catalog.clock import EPOCH
-from auxip.catalog.migrate import alembic_config, include_object, make_engine, upgrade
+from auxip.catalog.migrate import alembic_config, make_engine, upgrade
 from auxip.catalog.models import PublicationClock
-from auxip.schema import metadata
+from auxip_testing.databases import schema_differences
 
 EXPECTED_INDEXES = {
     "ix_product_publication": ["publication_date", "id"],
@@ -33,28 +29,15 @@ def head_revision() -> str:
     return head
 
 
-def _differences(engine: Engine) -> list[object]:
-    with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn,
-            opts={
-                "compare_type": True,
-                "compare_server_default": True,
-                "include_object": partial(include_object, dialect_name=conn.dialect.name),
-            },
-        )
-        return list(compare_metadata(context, metadata))
-
-
 def test_migrated_schema_matches_orm_metadata(engine: Engine) -> None:
-    assert _differences(engine) == []
+    assert schema_differences(engine) == []
 
 
 def test_compare_detects_a_missing_index(engine: Engine) -> None:
     # Guard against a comparison that silently compares nothing.
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_product_eviction"))
-    differences = _differences(engine)
+    differences = schema_differences(engine)
     assert len(differences) == 1
     assert differences[0][0] == "add_index"  # type: ignore[index]
     assert differences[0][1].name == "ix_product_eviction"  # type: ignore[index]
@@ -100,6 +83,6 @@ def test_downgrade_to_base_and_back(catalog_url: str) -> None:
     try:
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         upgrade(catalog_url)
-        assert _differences(engine) == []
+        assert schema_differences(engine) == []
     finally:
         engine.dispose()
