@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from auxip.ingest.settings import BusSettings, IngestSettings, RetentionSettings, ScannerChoice
+from auxip.ingest.sources.settings import SourceSettings
 
 ENV_PREFIX = "AUXIP_"
 
@@ -92,11 +95,32 @@ class AuxipConfig(Section):
     auth: AuthConfig = AuthConfig()
     quotas: QuotaConfig = QuotaConfig()
     log_format: Literal["json", "text"] = "json"
+    #: External sources the pipeline ingests from (none: the service only serves what is already published).
+    sources: list[SourceSettings] = []
+    #: clamd (`scanner.url: tcp://127.0.0.1:3310`), or `scanner: disabled` written out; required with sources.
+    scanner: ScannerChoice | None = None
+    retention: RetentionSettings = RetentionSettings()
+    ingest: IngestSettings = IngestSettings()
+    bus: BusSettings = BusSettings()
 
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _ingestion_is_complete(self) -> AuxipConfig:
+        names = [source.name for source in self.sources]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"sources: names must be unique, repeated: {', '.join(duplicated)}")
+        if self.sources and self.scanner is None:
+            raise ValueError("scanner: required when sources are configured: give scanner.url or scanner: disabled")
+        return self
+
+    @property
+    def staging_dir(self) -> Path:
+        return Path(self.ingest.staging_dir) if self.ingest.staging_dir else self.data_dir / "staging"
 
     @property
     def catalog_url(self) -> str:

@@ -42,6 +42,7 @@ from auxip.auth.token_endpoint import LocalIssuer, add_token_routes
 from auxip.auth.token_proxy import add_token_proxy_route
 from auxip.auth.validation import StaticJwks
 from auxip.config import AuxipConfig
+from auxip.ingest.service import IngestService
 from auxip.storage import Storage
 from auxip.subscriptions.service import SubscriptionService
 
@@ -85,6 +86,20 @@ def run_subscription_worker(app: web.Application, interval: float) -> None:
             await task
 
     app.cleanup_ctx.append(worker)
+
+
+def run_ingestion(app: web.Application, service: IngestService) -> None:
+    """Run the ingestion pipeline in the background for the app's lifetime (one process group locally)."""
+
+    async def pipeline(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        yield
+        stop.set()
+        await task
+        await service.close()
+
+    app.cleanup_ctx.append(pipeline)
 
 
 def _local_issuer(config: AuxipConfig, store: LocalIdentityStore) -> LocalIssuer:

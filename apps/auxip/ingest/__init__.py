@@ -1,0 +1,1 @@
+"""Ingestion: external sources → integrity → antivirus → validation → S1PDGS transformation → publication."""

@@ -1,0 +1,301 @@
+"""The ingestion service: discovery per source, one worker pool per stage, eviction — in one asyncio loop.
+
+Stages hand items on through the database state (`auxip.ingest.state`) and wake each other in-process, so an item
+moves on as soon as the previous stage committed; an idle stage also sweeps for due items every `sweep_seconds`
+(retries, items of another process, anything a lost wake-up left behind). Several processes can run the same
+service on one database: claims keep them from working on the same item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+
+from auxip.config import AuxipConfig
+from auxip.ingest.archives import ArchiveLimits
+from auxip.ingest.bus import EventBus
+from auxip.ingest.discovery import Discovery
+from auxip.ingest.eviction import evict_expired
+from auxip.ingest.models import IngestItem
+from auxip.ingest.quarantine import Rejection, quarantine
+from auxip.ingest.scanner import ClamdScanner
+from auxip.ingest.sources.base import Source
+from auxip.ingest.sources.factory import open_source
+from auxip.ingest.stages import STAGES, DuplicateProduct, Pipeline, Retry, StagedInputMissing, retry_delay
+from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, renew, utcnow, worker_id
+from auxip.ingest.transform import DEFAULT_RULES
+from auxip.storage import Storage
+
+log = logging.getLogger("auxip.ingest")
+
+
+def release_orphaned_claims(engine: Engine) -> int:
+    """Claims of processes of this host that no longer exist (killed workers) are released at once at start."""
+    host = socket.gethostname()[:20]
+    with engine.begin() as conn:
+        owners = conn.execute(select(IngestItem.claimed_by).where(IngestItem.claimed_by.is_not(None)).distinct())
+        dead = []
+        for (owner,) in owners:
+            owner_host, _, rest = owner.partition(":")
+            pid = rest.partition(":")[0]
+            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+                dead.append(owner)
+        if not dead:
+            return 0
+        result = conn.execute(
+            update(IngestItem).where(IngestItem.claimed_by.in_(dead)).values(claimed_by=None, next_attempt_at=utcnow())
+        )
+        return int(result.rowcount)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
+def stage_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(IngestItem.state, func.count()).group_by(IngestItem.state))
+        return {state: int(count) for state, count in rows}
+
+
+@dataclass
+class _Wakes:
+    events: dict[str, asyncio.Event]
+
+    def __getitem__(self, state: str) -> asyncio.Event:
+        return self.events.setdefault(state, asyncio.Event())
+
+
+class IngestService:
+    def __init__(self, config: AuxipConfig, engine: Engine, storage: Storage, bus: EventBus) -> None:
+        self.config = config
+        self.engine = engine
+        self.bus = bus
+        scanner = None if config.scanner in (None, "disabled") else ClamdScanner(config.scanner)  # type: ignore[arg-type]
+        self.sources: dict[str, Source] = {s.name: open_source(s) for s in config.sources}
+        limits = config.ingest.archive_limits
+        self.pipeline = Pipeline(
+            engine=engine,
+            storage=storage,
+            scanner=scanner,
+            sources=self.sources,
+            source_types={s.name: list(s.product_types) for s in config.sources},
+            bus=bus,
+            settings=config.ingest,
+            retention=config.retention,
+            rules=DEFAULT_RULES,
+            staging_dir=config.staging_dir,
+            quarantine_dir=config.data_dir / "quarantine",
+            archive_limits=ArchiveLimits(
+                max_total_size=limits.max_total_size, max_ratio=limits.max_ratio, max_entries=limits.max_entries
+            ),
+        )
+        self.wakes = _Wakes({})
+        self.lease = timedelta(seconds=config.ingest.lease_seconds)
+
+    async def close(self) -> None:
+        for source in self.sources.values():
+            await source.close()
+
+    # --- one item through one stage ---------------------------------------------------------------------------------
+
+    async def _keep_claim(self, item: Item, worker: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            renew(self.engine, item, worker, self.lease)
+
+    async def _handle(self, stage_name: str, item: Item, worker: str) -> None:
+        stage = STAGES[item.state][1]
+        keeper = asyncio.create_task(self._keep_claim(item, worker))
+        try:
+            await stage(self.pipeline, item, worker)
+        except Rejection as rejection:
+            log.warning(
+                "quarantined",
+                extra={"item": item.id, "name": item.name, "reason": rejection.reason, "detail": rejection.detail},
+            )
+            await asyncio.to_thread(self._quarantine, stage_name, item, worker, rejection)
+        except Retry as retry:
+            delay = (
+                timedelta(seconds=retry.delay) if retry.delay else retry_delay(self.config.ingest, item.attempts + 1)
+            )
+            if retry.count_attempt and item.attempts + 1 >= self.config.ingest.max_attempts:
+                await asyncio.to_thread(
+                    self._quarantine, stage_name, item, worker, Rejection("stage-failed", retry.detail)
+                )
+            else:
+                log.info("retry", extra={"item": item.id, "stage": stage_name, "error": retry.detail})
+                defer(self.engine, item, worker, delay, retry.detail, retry.count_attempt)
+        except DuplicateProduct as duplicate:
+            log.info("duplicate", extra={"item": item.id, "name": item.name, "detail": str(duplicate)})
+            advance(self.engine, item, worker, "duplicate", {"duplicate": str(duplicate)})
+            self._cleanup(item)
+        except StagedInputMissing as missing:
+            log.warning("refetch", extra={"item": item.id, "detail": str(missing)})
+            advance(self.engine, item, worker, "discovered", {"refetch": str(missing)})
+        except ClaimLost as lost:
+            log.warning("claim lost", extra={"item": item.id, "detail": str(lost)})
+        except asyncio.CancelledError:
+            # A clean stop: give the item back at once rather than letting its lease run out.
+            defer(self.engine, item, worker, timedelta(0), "interrupted by shutdown", count_attempt=False)
+            raise
+        except Exception as exc:
+            log.exception("stage failed", extra={"item": item.id, "stage": stage_name})
+            if item.attempts + 1 >= self.config.ingest.max_attempts:
+                await asyncio.to_thread(
+                    self._quarantine,
+                    stage_name,
+                    item,
+                    worker,
+                    Rejection("stage-failed", f"{type(exc).__name__}: {exc}"),
+                )
+            else:
+                defer(self.engine, item, worker, retry_delay(self.config.ingest, item.attempts + 1), repr(exc))
+        else:
+            next_state = _next_state(item.state)
+            self.wakes[next_state].set()
+        finally:
+            keeper.cancel()
+
+    def _quarantine(self, stage_name: str, item: Item, worker: str, rejection: Rejection) -> None:
+        staged = self.pipeline.staged(item)
+        published = item.details.get("published_file")
+        if not staged.exists() and published:
+            staged = self.pipeline.item_dir(item) / published
+        quarantine(self.engine, self.pipeline.quarantine_dir, item, worker, stage_name, rejection, staged)
+        self._cleanup(item)
+
+    def _cleanup(self, item: Item) -> None:
+        shutil.rmtree(self.pipeline.item_dir(item), ignore_errors=True)
+
+    # --- loops --------------------------------------------------------------------------------------------------------
+
+    async def _stage_loop(
+        self, state: str, concurrency: int, stop: asyncio.Event, sources: list[str] | None = None
+    ) -> None:
+        stage_name = STAGES[state][0]
+        worker = worker_id(stage_name if sources is None else f"{stage_name}-{sources[0]}")
+        wake = self.wakes[state]
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            wake.set()
+
+        try:
+            while not stop.is_set():
+                wake.clear()
+                free = concurrency - len(running)
+                items = claim(self.engine, state, worker, self.lease, free, sources) if free > 0 else []
+                for item in items:
+                    task = asyncio.create_task(self._handle(stage_name, item, worker))
+                    running.add(task)
+                    task.add_done_callback(finished)
+                if items and len(items) == free:
+                    await asyncio.sleep(0)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_either(wake, stop), timeout=self.config.ingest.sweep_seconds)
+        finally:
+            for task in list(running):
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _discovery_loop(self, name: str, stop: asyncio.Event) -> None:
+        settings = next(s for s in self.config.sources if s.name == name)
+        source = self.sources[name]
+        discovery = Discovery(self.engine, source, settings, self.config.ingest)
+        changed = asyncio.Event()
+        watcher = None
+        if hasattr(source, "changes"):
+
+            async def watch() -> None:
+                async for _ in source.changes():
+                    changed.set()
+
+            watcher = asyncio.create_task(watch())
+        try:
+            while not stop.is_set():
+                changed.clear()
+                try:
+                    new, wait = await discovery.poll()
+                except Exception:
+                    log.exception("discovery failed", extra={"source": name})
+                    new, wait = 0, None
+                if new:
+                    self.wakes["discovered"].set()
+                delay = max(wait or 0, settings.poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_either(changed, stop), timeout=delay)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _eviction_loop(self, stop: asyncio.Event) -> None:
+        interval = self.config.ingest.eviction_interval_seconds
+        while not stop.is_set():
+            try:
+                await evict_expired(self.engine, self.pipeline.storage, recheck=timedelta(seconds=2 * interval))
+            except Exception:
+                log.exception("eviction failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.config.scanner == "disabled":
+            log.warning("ANTIVIRUS SCANNING IS DISABLED (scanner: disabled): files are published unscanned")
+        released = release_orphaned_claims(self.engine)
+        if released:
+            log.info("released orphaned claims", extra={"items": released})
+        tasks = [asyncio.create_task(self._discovery_loop(name, stop)) for name in self.sources]
+        tasks += [
+            asyncio.create_task(self._stage_loop("discovered", s.concurrency, stop, [s.name]))
+            for s in self.config.sources
+        ]
+        tasks += [
+            asyncio.create_task(self._stage_loop(state, self.config.ingest.workers, stop))
+            for state in STAGES
+            if state != "discovered"
+        ]
+        tasks.append(asyncio.create_task(self._eviction_loop(stop)))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def status(self) -> Mapping[str, Any]:
+        return {"stages": stage_counts(self.engine)}
+
+
+async def _either(event: asyncio.Event, stop: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _next_state(state: str) -> str:
+    order = list(STAGES)
+    index = order.index(state)
+    return order[index + 1] if index + 1 < len(order) else "announced"

@@ -1,0 +1,70 @@
+"""Configuration of the ingestion pipeline (`ingest`, `scanner`, `retention`, `bus` in the service configuration)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auxip.ingest.scanner import ScannerSettings
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetentionSettings(_Section):
+    """How long a product stays online: EvictionDate = PublicationDate + the first matching period."""
+
+    default_days: int = Field(3650, ge=1)
+    #: Product type (or fnmatch pattern such as `AUX_*`) -> days. First match in file order wins.
+    per_type: dict[str, int] = {}
+
+    def for_type(self, product_type: str) -> timedelta:
+        for pattern, days in self.per_type.items():
+            if fnmatchcase(product_type, pattern):
+                return timedelta(days=days)
+        return timedelta(days=self.default_days)
+
+
+class ArchiveLimitSettings(_Section):
+    max_total_size: int = Field(16 * 1024**3, ge=1)
+    max_ratio: float = Field(200.0, gt=1)
+    max_entries: int = Field(100_000, ge=1)
+
+
+class IngestSettings(_Section):
+    #: Where fetched files wait for the scanner and transformation; default `<data_dir>/staging`. Same filesystem as
+    #: local storage lets the store stage rename instead of copy.
+    staging_dir: str | None = None
+    #: What to do with a well-formed name of a type outside the contract's list.
+    unknown_types: Literal["quarantine", "publish"] = "quarantine"
+    #: Failed attempts of one stage before the item is quarantined (`stage-failed`); scanner outages do not count.
+    max_attempts: int = Field(8, ge=1)
+    retry_base_seconds: float = Field(2.0, gt=0)
+    retry_max_seconds: float = Field(600.0, gt=0)
+    #: Consecutive source failures that open its circuit, and for how long at first (doubling to 1 h).
+    circuit_threshold: int = Field(5, ge=1)
+    circuit_open_seconds: float = Field(30.0, gt=0)
+    #: A worker's claim on an item; renewed while the stage runs, so it only matters when a worker dies.
+    lease_seconds: float = Field(60.0, ge=5)
+    #: Parallel items per stage in this process (fetches are bounded per source by `sources[].concurrency`).
+    workers: int = Field(4, ge=1, le=64)
+    #: How often idle stages look for due items besides being woken by the previous stage.
+    sweep_seconds: float = Field(1.0, gt=0)
+    #: Keep this much free space in staging beyond the file being fetched.
+    min_free_bytes: int = Field(256 * 1024**2, ge=0)
+    #: Eviction runs this often.
+    eviction_interval_seconds: float = Field(300.0, gt=0)
+    archive_limits: ArchiveLimitSettings = ArchiveLimitSettings()
+
+
+class BusSettings(_Section):
+    #: `embedded` (the database log) or `kafka://host:port`.
+    url: str = Field("embedded", pattern=r"^(embedded|kafka://[^\s/]+(/.*)?)$")
+
+
+#: `scanner: disabled` must be written out: no antivirus is never a default.
+ScannerChoice = ScannerSettings | Literal["disabled"]

@@ -1,0 +1,76 @@
+"""A source as configured (`sources[]` in the service configuration): typed and validated at start."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMES = ("file", "sftp", "ftp", "ftps", "http", "https", "webdav", "webdavs", "s3", "odata", "odatas")
+
+
+class SourceSettings(BaseModel):
+    """One external source. Credentials are a reference (`env:PREFIX`, `file:/path`, `vault:kv/path`), never a value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    #: `file:///dir`, `sftp://host:port/dir`, `ftp://`, `ftps://` (explicit TLS), `http(s)://host/dir/` (directory
+    #: listing), `webdav(s)://host/dir/`, `s3://bucket/prefix`, `odata(s)://host/odata/v1` (another AUXIP or PRIP).
+    url: str
+    poll_interval: float = Field(30.0, gt=0, le=86400)
+    #: Regular expressions on the entry name; an entry is taken when one matches (all entries when empty).
+    include: list[str] = []
+    #: Product types taken from this source (all when empty): the name's type field must be one of them.
+    product_types: list[str] = []
+    #: Entries modified (or published, for OData) before this instant are ignored.
+    ignore_before: datetime | None = None
+    concurrency: int = Field(2, ge=1, le=64)
+    #: Bytes per second for this source's transfers together; none when unset.
+    bandwidth_limit: int | None = Field(None, ge=1024)
+    credentials: str | None = Field(None, pattern=r"^(env|file|vault):.+$")
+    verify_tls: bool = True
+    #: S3 sources: the endpoint of an S3-compatible server (none: AWS's regional endpoint).
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    #: A CA bundle for TLS sources that use a private CA.
+    ca_file: str | None = None
+    #: A file counts as complete once unchanged for this long (inotify close events make local files eligible at once).
+    settle_seconds: float = Field(2.0, ge=0, le=3600)
+    #: Source priority among several that offer the same product types (failover: lower is tried first).
+    priority: int = 100
+    #: OData sources: how far back each PublicationDate window reaches before the last one seen (late commits).
+    overlap_seconds: float = Field(300.0, ge=0)
+    #: OData sources: the product filter added to the PublicationDate window, e.g. `startswith(Name,'S1A_')`.
+    odata_filter: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in SCHEMES:
+            raise ValueError(f"unsupported source scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
+        return value
+
+    @field_validator("include")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return value
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    def accepts(self, name: str) -> bool:
+        return not self.include or any(re.search(pattern, name) for pattern in self.include)
+
+
+CredentialKind = Literal["password", "key", "token", "keys"]

@@ -1,0 +1,165 @@
+"""Claims and transitions of ingestion items: the only code that writes `ingest_item.state`.
+
+A claim is a conditional UPDATE that sets `claimed_by` and pushes `next_attempt_at` to the end of a lease; a
+transition succeeds only for the claimant (`WHERE id = ? AND state = ? AND claimed_by = ?`). So two workers — two
+processes, or a restarted one racing a stale lease — can never both move an item on, and a worker killed mid-stage
+only delays the item by the rest of its lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, select, update
+
+from auxip.ingest.models import IngestItem
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_id(role: str) -> str:
+    """Unique per process and role, readable in `auxip status`: host:pid:role:random."""
+    return f"{socket.gethostname()[:20]}:{os.getpid()}:{role}:{uuid.uuid4().hex[:6]}"
+
+
+class ClaimLost(Exception):
+    """The item's lease expired and another worker took it: stop working on it, do not write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A claimed item as a stage sees it."""
+
+    id: int
+    source: str
+    path: str
+    name: str
+    version: str
+    size: int | None
+    is_dir: bool
+    advertised_checksum: str | None
+    origin_date: datetime
+    state: str
+    attempts: int
+    product_name: str | None
+    product_type: str | None
+    product_id: uuid.UUID | None
+    details: Mapping[str, Any]
+
+
+_COLUMNS = (
+    IngestItem.id,
+    IngestItem.source,
+    IngestItem.path,
+    IngestItem.name,
+    IngestItem.version,
+    IngestItem.size,
+    IngestItem.is_dir,
+    IngestItem.advertised_checksum,
+    IngestItem.origin_date,
+    IngestItem.state,
+    IngestItem.attempts,
+    IngestItem.product_name,
+    IngestItem.product_type,
+    IngestItem.product_id,
+    IngestItem.details,
+)
+
+
+def _item(row: Sequence[Any]) -> Item:
+    values = list(row)
+    values[-1] = json.loads(values[-1] or "{}")
+    return Item(*values)
+
+
+def claim(
+    engine: Engine,
+    state: str,
+    worker: str,
+    lease: timedelta,
+    limit: int,
+    sources: Sequence[str] | None = None,
+) -> list[Item]:
+    """Take up to `limit` due items in `state` (oldest due first) for `lease`."""
+    now = utcnow()
+    due = and_(IngestItem.state == state, IngestItem.next_attempt_at <= now)
+    if sources is not None:
+        due = and_(due, IngestItem.source.in_(sources))
+    with engine.begin() as conn:
+        query = select(IngestItem.id).where(due).order_by(IngestItem.next_attempt_at, IngestItem.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(conn.execute(query).scalars())
+        if not ids:
+            return []
+        conn.execute(
+            update(IngestItem).where(IngestItem.id.in_(ids), due).values(claimed_by=worker, next_attempt_at=now + lease)
+        )
+        rows = conn.execute(
+            select(*_COLUMNS).where(IngestItem.id.in_(ids), IngestItem.claimed_by == worker, IngestItem.state == state)
+        )
+        return [_item(row) for row in rows]
+
+
+def _mine(item: Item, worker: str) -> Any:
+    return and_(IngestItem.id == item.id, IngestItem.state == item.state, IngestItem.claimed_by == worker)
+
+
+def renew(engine: Engine, item: Item, worker: str, lease: timedelta) -> None:
+    with engine.begin() as conn:
+        result = conn.execute(update(IngestItem).where(_mine(item, worker)).values(next_attempt_at=utcnow() + lease))
+    if result.rowcount != 1:
+        raise ClaimLost(f"item {item.id} is no longer claimed by {worker}")
+
+
+def advance(
+    target: Engine | Connection, item: Item, worker: str, to_state: str, details: Mapping[str, Any] | None = None,
+    **columns: Any,
+) -> None:  # fmt: skip
+    """Move a claimed item to `to_state`, merging `details`; raises `ClaimLost` if the claim is gone."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "state": to_state,
+        "claimed_by": None,
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": now,
+        "updated_at": now,
+        **columns,
+    }
+    if details:
+        values["details"] = json.dumps({**item.details, **details}, default=str, sort_keys=True)
+    statement = update(IngestItem).where(_mine(item, worker)).values(**values)
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            result = conn.execute(statement)
+    else:
+        result = target.execute(statement)
+    if result.rowcount != 1:
+        raise ClaimLost(f"item {item.id} is no longer claimed by {worker}")
+
+
+def defer(engine: Engine, item: Item, worker: str, delay: timedelta, error: str, count_attempt: bool = True) -> None:
+    """Give the item back for a later try; `count_attempt=False` for waits that are nobody's fault (scanner down)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(IngestItem)
+            .where(_mine(item, worker))
+            .values(
+                claimed_by=None,
+                next_attempt_at=now + delay,
+                last_error=error[:4000],
+                attempts=item.attempts + (1 if count_attempt else 0),
+                updated_at=now,
+            )
+        )
