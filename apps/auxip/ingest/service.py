@@ -128,7 +128,7 @@ class IngestService:
         except Rejection as rejection:
             log.warning(
                 "quarantined",
-                extra={"item": item.id, "name": item.name, "reason": rejection.reason, "detail": rejection.detail},
+                extra={"item": item.id, "entry": item.name, "reason": rejection.reason, "detail": rejection.detail},
             )
             await asyncio.to_thread(self._quarantine, stage_name, item, worker, rejection)
         except Retry as retry:
@@ -143,7 +143,7 @@ class IngestService:
                 log.info("retry", extra={"item": item.id, "stage": stage_name, "error": retry.detail})
                 defer(self.engine, item, worker, delay, retry.detail, retry.count_attempt)
         except DuplicateProduct as duplicate:
-            log.info("duplicate", extra={"item": item.id, "name": item.name, "detail": str(duplicate)})
+            log.info("duplicate", extra={"item": item.id, "entry": item.name, "detail": str(duplicate)})
             advance(self.engine, item, worker, "duplicate", {"duplicate": str(duplicate)})
             self._cleanup(item)
         except StagedInputMissing as missing:

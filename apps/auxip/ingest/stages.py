@@ -197,7 +197,7 @@ async def scan(pipeline: Pipeline, item: Item, worker: str) -> None:
         if item.attempts + 1 >= pipeline.settings.max_attempts:
             raise Rejection("scan-error", str(exc)) from None
         raise Retry(f"scanner error: {exc}") from None
-    version = f"{verdict.engine_version}/{verdict.signature_version or 'private'}"
+    version = f"ClamAV {verdict.engine_version}/{verdict.signature_version or 'private database'}"
     if not verdict.clean:
         member = f" in {verdict.infected_member}" if verdict.infected_member else ""
         raise Rejection("infected", f"{verdict.signature}{member}", verdict.signature, version)
