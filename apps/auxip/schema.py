@@ -1,7 +1,8 @@
 """Every table of the AUXIP database, in one metadata: what migrations are written against and compared with.
 
-The catalog owns `Base`; authentication, ingestion and subscriptions add their tables to it. Importing their model modules
-here (and only here) lets Alembic and the schema tests see the whole database without the catalog depending on them.
+The catalog owns `Base`; authentication, ingestion and subscriptions add their tables to it. Importing their model
+modules here (and only here) lets Alembic and the schema tests see the whole database without the catalog depending
+on them.
 """
 
 from __future__ import annotations

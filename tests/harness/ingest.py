@@ -78,9 +78,15 @@ async def running_pipeline(config: AuxipConfig) -> AsyncIterator[Engine]:
 
 
 def states(engine: Engine) -> dict[str, str]:
-    """Entry name -> item state."""
+    """Entry name -> item state (of the last item of that name: see `all_states` for several sources)."""
+    return {name: state for _source, name, state in all_states(engine)}
+
+
+def all_states(engine: Engine) -> list[tuple[str, str, str]]:
+    """(source, entry name, state) of every item."""
     with engine.connect() as conn:
-        return dict(conn.execute(select(IngestItem.name, IngestItem.state)).tuples().all())
+        query = select(IngestItem.source, IngestItem.name, IngestItem.state).order_by(IngestItem.id)
+        return [(source, name, state) for source, name, state in conn.execute(query)]
 
 
 async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -95,8 +101,8 @@ async def settled(engine: Engine, expected: int, timeout: float = 60.0) -> dict[
     """Wait until `expected` items exist and every one is in a terminal state; returns `states`."""
 
     def done() -> bool:
-        current = states(engine)
-        return len(current) >= expected and all(state in TERMINAL for state in current.values())
+        current = all_states(engine)
+        return len(current) >= expected and all(state in TERMINAL for _source, _name, state in current)
 
     try:
         await wait_until(done, timeout, f"{expected} items settled")

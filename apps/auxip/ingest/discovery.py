@@ -108,7 +108,7 @@ class Discovery:
             with self.engine.begin() as conn:
                 for start in range(0, len(rows), 500):
                     conn.execute(_insert_ignoring_duplicates(self.engine, IngestItem), rows[start : start + 500])
-            self._known.update((row["path"], row["version"]) for row in rows)
+            self._known.update((str(row["path"]), str(row["version"])) for row in rows)
         return len(rows)
 
     def circuit_open_until(self) -> datetime | None:

@@ -96,6 +96,7 @@ class IngestService:
             scanner=scanner,
             sources=self.sources,
             source_types={s.name: list(s.product_types) for s in config.sources},
+            source_priority={s.name: s.priority for s in config.sources},
             bus=bus,
             settings=config.ingest,
             retention=config.retention,

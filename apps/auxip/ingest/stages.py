@@ -30,6 +30,7 @@ from auxip.ingest.archives import ArchiveLimits, UnsafeArchive
 from auxip.ingest.bus import PRODUCT_PUBLISHED, EventBus
 from auxip.ingest.checksums import file_digests
 from auxip.ingest.metadata import MetadataError, extract_metadata
+from auxip.ingest.models import IngestItem, SourceState
 from auxip.ingest.naming import InvalidName, parse_name
 from auxip.ingest.quarantine import Rejection
 from auxip.ingest.scanner import ClamdScanner, ScanError, ScannerUnavailable
@@ -42,7 +43,7 @@ from auxip.ingest.sources.base import (
     SourceError,
     TransientSourceError,
 )
-from auxip.ingest.state import Item, advance
+from auxip.ingest.state import Item, advance, utcnow
 from auxip.ingest.transform import TransformRules, transform
 from auxip.storage import Storage
 from auxip.subscriptions.retry import RetryPolicy
@@ -75,6 +76,8 @@ class Pipeline:
     scanner: ClamdScanner | None
     sources: Mapping[str, Source]
     source_types: Mapping[str, list[str]]
+    #: Lower is preferred: a product several sources offer is fetched from the best one that is healthy.
+    source_priority: Mapping[str, int]
     bus: EventBus
     settings: IngestSettings
     retention: RetentionSettings
@@ -133,9 +136,40 @@ def _check_space(pipeline: Pipeline, item: Item) -> None:
         raise Retry(f"staging has {free} bytes free, {needed} needed: waiting for space", 30, count_attempt=False)
 
 
+def _preferred_copy(pipeline: Pipeline, item: Item) -> str | None:
+    """Why to wait for another source's copy of this product, or None to fetch it from here now.
+
+    Failover: a source with a better (lower) priority that lists the same product and is healthy gets it; this copy
+    waits while that one is on its way, and goes ahead once it was quarantined or its source's circuit opened.
+    """
+    mine = pipeline.source_priority.get(item.source, 100)
+    with pipeline.engine.connect() as conn:
+        rows = conn.execute(
+            select(IngestItem.source, IngestItem.state, SourceState.open_until)
+            .outerjoin(SourceState, SourceState.source == IngestItem.source)
+            .where(
+                IngestItem.product_name == item.product_name,
+                IngestItem.id != item.id,
+                IngestItem.state.not_in(("quarantined", "duplicate")),
+            )
+        ).all()
+    now = utcnow()
+    for source, state, open_until in rows:
+        if pipeline.source_priority.get(source, 100) >= mine:
+            continue
+        if state == "discovered" and open_until is not None and open_until > now:
+            continue  # the better source is failing: fail over to this one
+        return f"{source} (priority {pipeline.source_priority.get(source, 100)}) has it {state}"
+    return None
+
+
 async def fetch(pipeline: Pipeline, item: Item, worker: str) -> None:
-    if item.product_name and _online_md5(pipeline.engine, item.product_name) is not False:
-        raise DuplicateProduct(f"{item.product_name} is already published")
+    if item.product_name:
+        if _online_md5(pipeline.engine, item.product_name) is not False:
+            raise DuplicateProduct(f"{item.product_name} is already published")
+        preferred = _preferred_copy(pipeline, item)
+        if preferred is not None:
+            raise Retry(f"waiting for the preferred source: {preferred}", 2, count_attempt=False)
     _check_space(pipeline, item)
     target = pipeline.staged(item)
     _remove(pipeline.item_dir(item))
@@ -265,8 +299,9 @@ async def prepare(pipeline: Pipeline, item: Item, worker: str) -> None:
 # --- store -------------------------------------------------------------------------------------------------------
 
 
-def storage_key(product_type: str, product_name: str) -> str:
-    return f"{product_type}/{product_name}"
+def storage_key(product_type: str, md5: str, product_name: str) -> str:
+    """The MD5 in the key keeps two different files of one name (a conflict) from ever overwriting each other."""
+    return f"{product_type}/{md5}/{product_name}"
 
 
 async def store(pipeline: Pipeline, item: Item, worker: str) -> None:
@@ -279,7 +314,7 @@ async def store(pipeline: Pipeline, item: Item, worker: str) -> None:
             raise DuplicateProduct(f"{item.product_name} is already published with the same MD5")
         # Never overwrite bytes that clients may have downloaded and verified.
         raise Rejection("conflict", f"{item.product_name} is already published with MD5 {online}, this one is {md5}")
-    key = storage_key(item.product_type, item.product_name)
+    key = storage_key(item.product_type, md5, item.product_name)
     published = pipeline.item_dir(item) / item.details["published_file"]
     if not published.exists():
         # A previous attempt moved it into local storage and died before recording it: check what is there.
@@ -339,8 +374,13 @@ async def publish(pipeline: Pipeline, item: Item, worker: str) -> None:
     try:
         with Session(pipeline.engine) as session, session.begin():
             published = publish_product(session, record)
+            if not published.created:
+                # Another item (another source's copy) published these very bytes first; the state commit of this
+                # item's own publication is atomic with it, so a redo of this stage can never get here.
+                raise DuplicateProduct(f"{record.name} was published by another copy")
             advance(session.connection(), item, worker, "published", product_id=published.id)
     except ProductConflictError as exc:
+        await pipeline.storage.delete(record.storage_key)  # ours alone: the key carries our MD5
         raise Rejection("conflict", str(exc)) from None
     faults.point("publish.after")
     _remove(pipeline.work_dir(item))
