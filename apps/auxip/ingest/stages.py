@@ -133,7 +133,8 @@ def _check_space(pipeline: Pipeline, item: Item) -> None:
     free = shutil.disk_usage(pipeline.staging_dir).free
     needed = (item.size or 0) + pipeline.settings.min_free_bytes
     if free < needed:
-        raise Retry(f"staging has {free} bytes free, {needed} needed: waiting for space", 30, count_attempt=False)
+        wait = min(30.0, pipeline.settings.retry_max_seconds)
+        raise Retry(f"staging has {free} bytes free, {needed} needed: waiting for space", wait, count_attempt=False)
 
 
 def _preferred_copy(pipeline: Pipeline, item: Item) -> str | None:
@@ -180,7 +181,7 @@ async def fetch(pipeline: Pipeline, item: Item, worker: str) -> None:
     except OSError as exc:
         _remove(pipeline.item_dir(item))
         if exc.errno == errno.ENOSPC:
-            raise Retry(f"staging is full: {exc}", 30, count_attempt=False) from None
+            raise Retry(f"staging is full: {exc}", min(30.0, pipeline.settings.retry_max_seconds), False) from None
         raise
     except RemoteFileGone as exc:
         _remove(pipeline.item_dir(item))
