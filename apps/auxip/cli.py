@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +18,7 @@ from auxip.config import AuxipConfig, ConfigError, load_config
 from auxip.ingest import quarantine as quarantine_store
 from auxip.ingest.bus import open_bus
 from auxip.ingest.service import IngestService, stage_counts
-from auxip.storage import open_storage
+from auxip.logs import configure as configure_logging
 
 app = typer.Typer(help="Copernicus Sentinel-1 AUXIP operator commands.", no_args_is_help=True)
 users_app = typer.Typer(help="Local users (Basic auth and the embedded token endpoint).", no_args_is_help=True)
@@ -55,18 +54,17 @@ def _store(config: AuxipConfig) -> LocalIdentityStore:
 def serve(config_path: ConfigOption = None) -> None:
     """Run the API and the subscription worker until interrupted."""
     config = _config(config_path)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    if config.storage.url is None:
-        (config.data_dir / "products").mkdir(exist_ok=True)
-    upgrade(config.catalog_url)
-    engine = make_engine(config.catalog_url)
-    storage = open_storage(config.storage_url)
+    configure_logging(config.log_format)
+    engine = _engine(config)
+    storage = config.open_storage()
     services = Services(engine=engine, storage=storage, store=LocalIdentityStore(engine))
     application = build_app(config, services)
     run_subscription_worker(application, interval=2.0)
     if config.sources:
-        run_ingestion(application, IngestService(config, engine, storage, open_bus(config.bus.url, engine)))
+        run_ingestion(
+            application,
+            IngestService(config, engine, storage, open_bus(config.bus.url, engine, config.bus.topic_prefix)),
+        )
     web.run_app(application, host=config.api.host, port=config.api.port, print=None, access_log=None)
 
 

@@ -8,6 +8,7 @@ defaults: SQLite catalog, local object storage, local users with the embedded to
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from auxip.ingest.settings import BusSettings, IngestSettings, RetentionSettings, ScannerChoice
 from auxip.ingest.sources.settings import SourceSettings
+from auxip.storage import Storage, open_storage
+from auxip.storage.settings import S3Settings
 
 ENV_PREFIX = "AUXIP_"
 
@@ -54,6 +57,18 @@ class S3Config(Section):
     access_key_env: str = "AUXIP_S3_ACCESS_KEY"
     secret_key_env: str = "AUXIP_S3_SECRET_KEY"  # noqa: S105 - the name of a variable, not a secret
     verify_tls: bool = True
+    #: A CA bundle for an endpoint with a private CA.
+    ca_file: str | None = None
+
+    def settings(self, environ: Mapping[str, str] | None = None) -> S3Settings:
+        env = os.environ if environ is None else environ
+        return S3Settings(
+            endpoint_url=self.endpoint_url,
+            access_key=env.get(self.access_key_env) or None,
+            secret_key=env.get(self.secret_key_env) or None,
+            region=self.region,
+            verify=self.ca_file or self.verify_tls,
+        )
 
 
 class StorageConfig(Section):
@@ -129,6 +144,12 @@ class AuxipConfig(Section):
     @property
     def storage_url(self) -> str:
         return self.storage.url or (self.data_dir / "products").as_uri()
+
+    def open_storage(self) -> Storage:
+        """The configured object storage (the default local directory is created on first use)."""
+        if self.storage.url is None:
+            (self.data_dir / "products").mkdir(parents=True, exist_ok=True)
+        return open_storage(self.storage_url, self.storage.s3.settings())
 
 
 def _apply_environment(document: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from auxip.catalog.migrate import make_engine, upgrade
 from auxip.catalog.publish import PublishedProduct, publish_product
 from auxip.catalog.records import ProductRecord
 from auxip.config import AuxipConfig
-from auxip.storage import Storage, open_storage
+from auxip.storage import Storage
 from auxip_testing.process import free_port
 from auxip_testing.sample_products import sample_records
 
@@ -106,9 +106,7 @@ def run_api(config: AuxipConfig, notify_interval: float | None = 0.5) -> Iterato
     config.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(config.catalog_url)
     engine = make_engine(config.catalog_url)
-    if config.storage.url is None:
-        (config.data_dir / "products").mkdir(exist_ok=True)
-    storage = open_storage(config.storage_url)
+    storage = config.open_storage()
     store = LocalIdentityStore(engine)
     app = build_app(config, Services(engine=engine, storage=storage, store=store))
     if notify_interval is not None:

@@ -23,7 +23,6 @@ from auxip.api.app import Services, build_app, run_subscription_worker
 from auxip.auth import LocalIdentityStore, Role
 from auxip.catalog.migrate import make_engine, upgrade
 from auxip.config import AuxipConfig, load_config
-from auxip.storage import open_storage
 from auxip_testing.api_server import seed_catalog
 from auxip_testing.pulumi_mocks import REPO_ROOT
 
@@ -110,7 +109,7 @@ def _smoke(config: AuxipConfig, password: str) -> None:
 async def _run(config: AuxipConfig, password: str, check: bool) -> None:
     engine = make_engine(config.catalog_url)
     store = LocalIdentityStore(engine)
-    storage = open_storage(config.storage_url)
+    storage = config.open_storage()
     app = build_app(config, Services(engine=engine, storage=storage, store=store))
     run_subscription_worker(app, interval=2.0)
     runner = web.AppRunner(app, access_log=None)
@@ -138,7 +137,7 @@ def main() -> int:
     upgrade(config.catalog_url)
     engine = make_engine(config.catalog_url)
     store = LocalIdentityStore(engine)
-    storage = open_storage(config.storage_url)
+    storage = config.open_storage()
     count = engine.connect().exec_driver_sql("SELECT count(*) FROM product").scalar_one()
     if count == 0:
         print(f"seeding {SAMPLE_PRODUCTS} sample Sentinel-1 auxiliary products ...", flush=True)

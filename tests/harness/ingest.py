@@ -25,7 +25,6 @@ from auxip.config import AuxipConfig
 from auxip.ingest.bus import PRODUCT_PUBLISHED, open_bus
 from auxip.ingest.models import TERMINAL, BusEvent, IngestItem
 from auxip.ingest.service import IngestService
-from auxip.storage import open_storage
 
 FAST = {
     "sweep_seconds": 0.1,
@@ -53,7 +52,6 @@ def pipeline_config(
     }
     config = AuxipConfig.model_validate(document)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    (config.data_dir / "products").mkdir(exist_ok=True)
     upgrade(config.catalog_url)
     return config
 
@@ -61,8 +59,8 @@ def pipeline_config(
 @contextlib.asynccontextmanager
 async def running_pipeline(config: AuxipConfig) -> AsyncIterator[Engine]:
     engine = make_engine(config.catalog_url)
-    storage = open_storage(config.storage_url)
-    bus = open_bus(config.bus.url, engine)
+    storage = config.open_storage()
+    bus = open_bus(config.bus.url, engine, config.bus.topic_prefix)
     service = IngestService(config, engine, storage, bus)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))

@@ -199,12 +199,12 @@ async def collect(bus: EventBus, topic: str, group: str, stop: asyncio.Event) ->
         task.cancel()
 
 
-def open_bus(url: str, engine: Engine) -> EventBus:
+def open_bus(url: str, engine: Engine, topic_prefix: str = "auxip.") -> EventBus:
     """`embedded` (the database log) or `kafka://host:port[,host:port]`."""
     if url == "embedded":
         return DatabaseBus(engine)
     parts = urlsplit(url)
     if parts.scheme == "kafka" and parts.netloc:
         servers = parts.netloc + ("," + parts.path.strip("/") if parts.path.strip("/") else "")
-        return KafkaBus(servers)
+        return KafkaBus(servers, topic_prefix=topic_prefix)
     raise ValueError(f"bus.url {url!r}: use 'embedded' or kafka://host:port")

@@ -51,6 +51,8 @@ class IngestItem(Base):
     #: When a worker may take the item; while claimed, the end of the claim's lease.
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    #: Which staging area holds the fetched bytes (host and directory): the stages up to storage run there.
+    staged_on: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
     #: The published file name, known once the entry name parsed (`<stem>.EOF.zip`, `<stem>.SAFE.zip`).
     product_name: Mapped[str | None] = mapped_column(String(255))

@@ -38,6 +38,9 @@ from auxip.storage import Storage
 
 log = logging.getLogger("auxip.ingest")
 
+#: States whose next stage reads the bytes in the staging area of the process that fetched them.
+STAGED_STATES = ("fetched", "scanned", "prepared")
+
 
 def release_orphaned_claims(engine: Engine) -> int:
     """Claims of processes of this host that no longer exist (killed workers) are released at once at start."""
@@ -103,6 +106,7 @@ class IngestService:
             rules=DEFAULT_RULES,
             staging_dir=config.staging_dir,
             quarantine_dir=config.data_dir / "quarantine",
+            node=f"{socket.gethostname()}:{config.staging_dir}",
             archive_limits=ArchiveLimits(
                 max_total_size=limits.max_total_size, max_ratio=limits.max_ratio, max_entries=limits.max_entries
             ),
@@ -203,7 +207,11 @@ class IngestService:
             while not stop.is_set():
                 wake.clear()
                 free = concurrency - len(running)
-                items = claim(self.engine, state, worker, self.lease, free, sources) if free > 0 else []
+                items = (
+                    claim(self.engine, state, worker, self.lease, free, sources, *self._staging_affinity(state))
+                    if free > 0
+                    else []
+                )
                 for item in items:
                     task = asyncio.create_task(self._handle(stage_name, item, worker))
                     running.add(task)
@@ -218,6 +226,12 @@ class IngestService:
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+    def _staging_affinity(self, state: str) -> tuple[str | None, timedelta | None]:
+        """Stages that read staged bytes run where they were fetched; others take over only a stalled item."""
+        if state in STAGED_STATES:
+            return self.pipeline.node, 2 * self.lease
+        return None, None
 
     async def _discovery_loop(self, name: str, stop: asyncio.Event) -> None:
         settings = next(s for s in self.config.sources if s.name == name)

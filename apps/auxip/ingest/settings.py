@@ -64,6 +64,8 @@ class IngestSettings(_Section):
 class BusSettings(_Section):
     #: `embedded` (the database log) or `kafka://host:port`.
     url: str = Field("embedded", pattern=r"^(embedded|kafka://[^\s/]+(/.*)?)$")
+    #: Kafka topics are `<prefix><event>`, e.g. `auxip.product.published`: one prefix per deployment on a cluster.
+    topic_prefix: str = Field("auxip.", pattern=r"^[A-Za-z0-9._-]*$")
 
 
 #: `scanner: disabled` must be written out: no antivirus is never a default.

@@ -84,6 +84,8 @@ class Pipeline:
     rules: TransformRules
     staging_dir: Path
     quarantine_dir: Path
+    #: This process's staging area (host and directory): fetched items stay with it until they are stored.
+    node: str
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
 
     def item_dir(self, item: Item) -> Path:
@@ -205,7 +207,7 @@ async def fetch(pipeline: Pipeline, item: Item, worker: str) -> None:
             actual = (await asyncio.to_thread(file_digests, target, (algorithm,)))[algorithm]
             if actual.lower() != expected.lower():
                 raise Rejection("checksum-mismatch", f"the source advertised {algorithm} {expected}, got {actual}")
-    advance(pipeline.engine, item, worker, "fetched", {"fetched_bytes": written})
+    advance(pipeline.engine, item, worker, "fetched", {"fetched_bytes": written}, staged_on=pipeline.node)
 
 
 # --- scan --------------------------------------------------------------------------------------------------------

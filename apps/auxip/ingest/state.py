@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from auxip.ingest.models import IngestItem
 
@@ -88,12 +88,22 @@ def claim(
     lease: timedelta,
     limit: int,
     sources: Sequence[str] | None = None,
+    staged_on: str | None = None,
+    takeover: timedelta | None = None,
 ) -> list[Item]:
-    """Take up to `limit` due items in `state` (oldest due first) for `lease`."""
+    """Take up to `limit` due items in `state` (oldest due first) for `lease`.
+
+    With `staged_on`, only items whose bytes sit in that staging area — or, once nobody has touched them for
+    `takeover` (claims and lease renewals touch them, so their process is gone), anyone's: their stage then finds
+    no staged bytes here and sends the item back to be fetched again.
+    """
     now = utcnow()
     due = and_(IngestItem.state == state, IngestItem.next_attempt_at <= now)
     if sources is not None:
         due = and_(due, IngestItem.source.in_(sources))
+    if staged_on is not None:
+        stale = IngestItem.updated_at < now - (takeover or timedelta(minutes=10))
+        due = and_(due, or_(IngestItem.staged_on == staged_on, IngestItem.staged_on.is_(None), stale))
     with engine.begin() as conn:
         query = select(IngestItem.id).where(due).order_by(IngestItem.next_attempt_at, IngestItem.id).limit(limit)
         if conn.dialect.name == "postgresql":
@@ -116,7 +126,10 @@ def _mine(item: Item, worker: str) -> Any:
 
 def renew(engine: Engine, item: Item, worker: str, lease: timedelta) -> None:
     with engine.begin() as conn:
-        result = conn.execute(update(IngestItem).where(_mine(item, worker)).values(next_attempt_at=utcnow() + lease))
+        now = utcnow()
+        result = conn.execute(
+            update(IngestItem).where(_mine(item, worker)).values(next_attempt_at=now + lease, updated_at=now)
+        )
     if result.rowcount != 1:
         raise ClaimLost(f"item {item.id} is no longer claimed by {worker}")
 

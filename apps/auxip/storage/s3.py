@@ -49,6 +49,7 @@ def _client(settings: S3Settings) -> Any:
         aws_secret_access_key=settings.secret_key,
         region_name=settings.region,
         config=config,
+        verify=settings.verify,
     )
 
 

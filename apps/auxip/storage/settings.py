@@ -27,6 +27,8 @@ class S3Settings:
     max_pool_connections: int = 64
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
+    # TLS verification of the endpoint: True, False, or the path of a CA bundle for a private CA.
+    verify: bool | str = True
 
     def __post_init__(self) -> None:
         if self.part_size < 5 * MIB:

@@ -10,8 +10,15 @@ from sqlalchemy import Connection
 from auxip.catalog.migrate import include_object, make_engine
 from auxip.schema import metadata
 
+#: Any constant: every process migrating the same PostgreSQL database queues on this advisory lock.
+MIGRATION_LOCK = 0x4155584950
+
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Two services starting at once on an empty database would both create alembic_version; the second
+        # waits here, then finds the schema at head and does nothing. Released when the transaction ends.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", _timestamp(), nullable=False),
         sa.Column("claimed_by", sa.String(64), nullable=True),
+        sa.Column("staged_on", sa.String(255), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("product_name", sa.String(255), nullable=True),
         sa.Column("product_type", sa.String(16), nullable=True),
