@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
 import tarfile
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from auxip.catalog.migrate import make_engine
 from auxip.ingest.eviction import evict_expired
+from auxip.ingest.models import IngestItem
 from auxip.ingest.quarantine import list_entries, purge, release
 from auxip.storage import open_storage
 from auxip_testing.clamd import ClamdServer, eicar
@@ -23,7 +28,7 @@ from auxip_testing.ingest import (
     settled,
     states,
 )
-from auxip_testing.sample_feed import feed, write_eof, write_safe
+from auxip_testing.sample_feed import feed, write_eof, write_safe, write_tgz
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +110,16 @@ async def test_bad_inputs_end_in_quarantine_with_their_reason(tmp_path: Path, cl
         {},
         {"S1A_OPER_AUX_POEORB_OPOD_20261130T100000_V20261129T225942_20261201T005942.EOF": "/etc/passwd"},
     )
+    bomb = "S1D_OPER_AUX_POEORB_OPOD_20261130T100000_V20261129T225942_20261201T005942.EOF"
+    with zipfile.ZipFile(inbox / f"{bomb}.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(bomb, bytes(64 * 1024 * 1024))  # 64 MiB of zeros in about 64 KB
+    truncated_tgz = write_tgz(write_eof(tmp_path / "t", "AUX_PREORB", "A", T0, T0, T0 + timedelta(days=2)), inbox)
+    truncated_tgz.write_bytes(truncated_tgz.read_bytes()[: truncated_tgz.stat().st_size // 2])
+    cut = write_eof(tmp_path / "c", "AUX_POEORB", "B", T0, T0 - timedelta(days=1), T0)
+    (inbox / cut.name).write_bytes(cut.read_bytes()[:-200])  # the XML ends mid-element
     config = pipeline_config(tmp_path / "data", [{"name": "local", "url": inbox.as_uri()}], _scanner(clamd))
     async with running_pipeline(config) as engine:
-        final = await settled(engine, 6)
+        final = await settled(engine, 9)
         products = published(engine)
         entries = list_entries(engine)
 
@@ -120,6 +132,9 @@ async def test_bad_inputs_end_in_quarantine_with_their_reason(tmp_path: Path, cl
         "S1B_OPER_AUX_POEORB_OPOD_20261130T100000_V20261129T225942_20261201T005942.EOF": "empty",
         "S1C_OPER_AUX_POEORB_OPOD_20261130T100000_V20261129T225942_20261201T005942.EOF.tgz": "path-traversal",
         "S1A_OPER_AUX_POEORB_OPOD_20261130T100000_V20261129T225942_20261201T005942.EOF.tgz": "link-escape",
+        f"{bomb}.zip": "zip-bomb-ratio",
+        truncated_tgz.name: "corrupt-archive",
+        cut.name: "unreadable-header",
     }
     infected = next(entry for entry in entries if entry.reason == "infected")
     assert infected.signature == "Auxip-Test-EICAR.UNOFFICIAL"
@@ -208,3 +223,17 @@ async def test_eviction_removes_expired_products_from_catalog_and_storage(tmp_pa
         assert stored.exists() == (name not in evicted)
         assert ("AUX_RESORB" in name) == (name in evicted)
     assert set(after) == set(before)
+
+
+async def test_disabled_scanner_is_explicit_and_loud(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    inbox = tmp_path / "inbox"
+    file = write_eof(inbox, "AUX_RESORB", "A", T0, T0 - timedelta(hours=3), T0)
+    config = pipeline_config(tmp_path / "data", [{"name": "local", "url": inbox.as_uri()}], "disabled")
+    with caplog.at_level(logging.WARNING, logger="auxip.ingest"):
+        async with running_pipeline(config) as engine:
+            await settled(engine, 1)
+            with engine.connect() as conn:
+                details = conn.execute(select(IngestItem.details)).scalar_one()
+    assert "ANTIVIRUS SCANNING IS DISABLED" in caplog.text
+    assert json.loads(details)["scan"] == {"verdict": "not scanned: scanner disabled"}
+    assert list(published(make_engine(config.catalog_url))) == [f"{file.name}.zip"]

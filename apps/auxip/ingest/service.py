@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from auxip.config import AuxipConfig
-from auxip.ingest.archives import ArchiveLimits
 from auxip.ingest.bus import EventBus
 from auxip.ingest.discovery import Discovery
 from auxip.ingest.eviction import evict_expired
@@ -33,7 +32,6 @@ from auxip.ingest.sources.base import Source
 from auxip.ingest.sources.factory import open_source
 from auxip.ingest.stages import STAGES, DuplicateProduct, Pipeline, Retry, StagedInputMissing, retry_delay
 from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, renew, utcnow, worker_id
-from auxip.ingest.transform import DEFAULT_RULES
 from auxip.storage import Storage
 
 log = logging.getLogger("auxip.ingest")
@@ -92,7 +90,6 @@ class IngestService:
         self.bus = bus
         scanner = None if config.scanner in (None, "disabled") else ClamdScanner(config.scanner)  # type: ignore[arg-type]
         self.sources: dict[str, Source] = {s.name: open_source(s) for s in config.sources}
-        limits = config.ingest.archive_limits
         self.pipeline = Pipeline(
             engine=engine,
             storage=storage,
@@ -103,13 +100,11 @@ class IngestService:
             bus=bus,
             settings=config.ingest,
             retention=config.retention,
-            rules=DEFAULT_RULES,
+            rules=config.ingest.transform_rules,
             staging_dir=config.staging_dir,
             quarantine_dir=config.data_dir / "quarantine",
             node=f"{socket.gethostname()}:{config.staging_dir}",
-            archive_limits=ArchiveLimits(
-                max_total_size=limits.max_total_size, max_ratio=limits.max_ratio, max_entries=limits.max_entries
-            ),
+            archive_limits=config.ingest.archive_limits,
         )
         self.wakes = _Wakes({})
         self.lease = timedelta(seconds=config.ingest.lease_seconds)

@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from auxip.ingest.archives import ArchiveLimits
 from auxip.ingest.scanner import ScannerSettings
+from auxip.ingest.transform import DEFAULT_RULES, TransformRules
 
 
 class _Section(BaseModel):
@@ -27,12 +29,6 @@ class RetentionSettings(_Section):
             if fnmatchcase(product_type, pattern):
                 return timedelta(days=days)
         return timedelta(days=self.default_days)
-
-
-class ArchiveLimitSettings(_Section):
-    max_total_size: int = Field(16 * 1024**3, ge=1)
-    max_ratio: float = Field(200.0, gt=1)
-    max_entries: int = Field(100_000, ge=1)
 
 
 class IngestSettings(_Section):
@@ -58,7 +54,10 @@ class IngestSettings(_Section):
     min_free_bytes: int = Field(256 * 1024**2, ge=0)
     #: Eviction runs this often.
     eviction_interval_seconds: float = Field(300.0, gt=0)
-    archive_limits: ArchiveLimitSettings = ArchiveLimitSettings()
+    #: Bounds on archives from outside (zip bombs, entry counts), enforced on declared and on real sizes.
+    archive_limits: ArchiveLimits = ArchiveLimits()
+    #: Packaging per product type for S1PDGS, first match wins; the last rule must be the `*` catch-all.
+    transform_rules: TransformRules = DEFAULT_RULES
 
 
 class BusSettings(_Section):
