@@ -47,7 +47,7 @@ config-check: venv
 	$(BIN)/python -c 'import sys, pathlib; from auxip_platform.infra.stack_config import load_stack_file; \
 	[print(p.name, "ok:", load_stack_file(p).environment) for p in sorted(pathlib.Path(".").glob("Pulumi.*.yaml"))]'
 
-## The main job. Until the demo issue lands: the OData API on embedded defaults with a sample catalog.
+## The main job: the whole AUXIP on its embedded defaults with a live Sentinel-1 sample feed (installs clamd as root).
 demo: venv
 	$(BIN)/python -m auxip_testing.demo
 

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 #: Attributes every LogRecord has: anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -35,8 +35,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
-def configure(log_format: Literal["json", "text"]) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def configure(log_format: Literal["json", "text"], stream: TextIO | None = None) -> None:
+    """Log to `stream` (standard output by default)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -1,4 +1,4 @@
-"""`make demo` (interim): starts on a fresh data dir, its printed commands answer as printed, and it resumes."""
+"""`make demo`: the whole AUXIP with its live feed; printed commands answer as printed; quarantine; resume."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from auxip_testing.demo import EICAR_NAME, MISNAMED
 from auxip_testing.process import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def run_demo(data_dir: Path) -> str:
@@ -24,16 +25,20 @@ def run_demo(data_dir: Path) -> str:
     return result.stdout
 
 
-def test_demo_starts_answers_and_resumes(tmp_path: Path) -> None:
+def test_demo_ingests_the_feed_answers_as_printed_and_resumes(tmp_path: Path) -> None:
     first = run_demo(tmp_path / "demo")
-    assert "seeding 200 sample Sentinel-1 auxiliary products" in first
-    assert re.search(r"catalog .*\(200 products\)", first)
-    assert "demo check: 3 commands answered" in first
+    assert "new demo in" in first
+    assert "demo check: 4 commands answered as printed" in first
+    assert f"('{EICAR_NAME}', 'infected')" in first
+    assert f"('{MISNAMED}', 'bad-name')" in first
     password = re.search(r"user\s+demo / (\S+)", first)
     assert password is not None
     assert (tmp_path / "demo" / "demo-password").stat().st_mode & 0o077 == 0
+    published = sorted(p.name for p in (tmp_path / "demo" / "products").rglob("*.zip"))
+    assert len(published) == 8  # the first batch of 10 inputs less EICAR and the misnamed file
 
     second = run_demo(tmp_path / "demo")
-    assert "seeding" not in second  # resumed on the same data
-    assert re.search(r"catalog .*\(200 products\)", second)
+    assert "resuming on" in second
+    assert "(10 inputs fed so far)" in second
     assert f"demo / {password.group(1)}" in second
+    assert sorted(p.name for p in (tmp_path / "demo" / "products").rglob("*.zip")) == published
