@@ -42,7 +42,7 @@ from auxip.ingest.sources.base import (
     TransientSourceError,
 )
 from auxip.ingest.sources.credentials import Credentials
-from auxip.ingest.sources.local import (
+from auxip.ingest.sources.listing import (
     CHUNK,
     Tree,
     TreeFile,

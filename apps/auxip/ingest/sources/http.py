@@ -34,12 +34,11 @@ import aiohttp
 
 from auxip.ingest.sources.base import PermanentSourceError, RemoteFile, RemoteFileGone
 from auxip.ingest.sources.credentials import Credentials
-from auxip.ingest.sources.local import is_hidden, is_product_dir, is_temporary, removed_on_failure
+from auxip.ingest.sources.listing import CHUNK, is_hidden, is_product_dir, is_temporary, removed_on_failure
 from auxip.ingest.sources.retry_after import error_for_exception, error_for_status
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.ingest.sources.throttle import Throttle
 
-CHUNK = 1 << 20
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=120)
 HEAD_CONCURRENCY = 8
 

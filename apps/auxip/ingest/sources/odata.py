@@ -33,7 +33,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 from auxip.ingest.sources.base import PermanentSourceError, RemoteFile
 from auxip.ingest.sources.credentials import Credentials
 from auxip.ingest.sources.http import HttpTransport, before_ignored
-from auxip.ingest.sources.local import is_hidden, is_temporary
+from auxip.ingest.sources.listing import is_hidden, is_temporary
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.ingest.sources.throttle import Throttle
 

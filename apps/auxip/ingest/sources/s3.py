@@ -54,8 +54,8 @@ from auxip.ingest.sources.base import (
     TransientSourceError,
 )
 from auxip.ingest.sources.credentials import Credentials
-from auxip.ingest.sources.http import CHUNK, Child, Members, before_ignored, strip_etag, tree_version
-from auxip.ingest.sources.local import is_hidden, is_product_dir, is_temporary, removed_on_failure
+from auxip.ingest.sources.http import Child, Members, before_ignored, strip_etag, tree_version
+from auxip.ingest.sources.listing import CHUNK, is_hidden, is_product_dir, is_temporary, removed_on_failure
 from auxip.ingest.sources.retry_after import error_for_status
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.ingest.sources.throttle import Throttle

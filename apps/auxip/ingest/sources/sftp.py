@@ -21,7 +21,7 @@ import asyncssh
 
 from auxip.ingest.sources.base import PermanentSourceError, RemoteFile, RemoteFileGone, TransientSourceError
 from auxip.ingest.sources.credentials import Credentials
-from auxip.ingest.sources.local import (
+from auxip.ingest.sources.listing import (
     CHUNK,
     Tree,
     TreeFile,
