@@ -1,0 +1,1 @@
+"""Sentinel-1 routing: files from external sources (or published products) delivered to external targets."""

@@ -1,0 +1,101 @@
+"""Routes as configured (`routes[]`): a trigger and one or more targets, validated at start."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TARGET_SCHEMES = ("file", "sftp", "ftp", "ftps", "s3", "http", "https", "inbox")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceTrigger(_Section):
+    """Every file of this source (a `sources[]` name) is routed — after integrity and antivirus, never unscanned."""
+
+    source: str
+
+
+class PublishedTrigger(_Section):
+    """Products announced by `product.published` that match every given criterion."""
+
+    event: Literal["product.published"] = "product.published"
+    #: Product types or fnmatch patterns (`AUX_*`); all when empty.
+    product_types: list[str] = []
+    #: A regular expression searched in the product name.
+    name_pattern: str | None = None
+    #: platformSerialIdentifier values (`A`, `B`, ...); all when empty.
+    platforms: list[str] = []
+    #: Attribute name -> required value (string comparison).
+    attributes: dict[str, str] = {}
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return value
+
+
+class TargetSettings(_Section):
+    """Where a route delivers: `sftp://`, `ftp://`, `ftps://`, `s3://bucket/prefix`, `file:///dir`, `http(s)://`
+    (PUT upload), or `inbox://<hosted application>` (the inbox of an application hosted on the platform)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    url: str
+    credentials: str | None = Field(None, pattern=r"^(env|file|vault):.+$")
+    verify_tls: bool = True
+    ca_file: str | None = None
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    #: Verify the checksum after upload where the target can tell it (S3 ETag, a remote md5sum over SFTP).
+    verify_checksum: bool = True
+    concurrency: int = Field(4, ge=1, le=64)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in TARGET_SCHEMES:
+            raise ValueError(f"unsupported target scheme {scheme!r}; use one of {', '.join(TARGET_SCHEMES)}")
+        return value
+
+
+class PostDelivery(_Section):
+    """What to do at the source once every target has the file (never before)."""
+
+    action: Literal["none", "delete", "move"] = "none"
+    #: With `move`: a folder of the source (relative to its root) the file is moved to.
+    move_to: str | None = None
+
+    @model_validator(mode="after")
+    def _move_needs_folder(self) -> PostDelivery:
+        if (self.action == "move") != (self.move_to is not None):
+            raise ValueError("post_delivery.move_to is required with action: move, and only then")
+        return self
+
+
+class RouteSettings(_Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    trigger: SourceTrigger | PublishedTrigger
+    targets: list[TargetSettings] = Field(min_length=1)
+    post_delivery: PostDelivery = PostDelivery()
+    #: Failed attempts per (file, target) before the delivery is dead-lettered (listed and retried by the CLI).
+    max_attempts: int = Field(10, ge=1)
+    retry_base_seconds: float = Field(5.0, gt=0)
+    retry_max_seconds: float = Field(900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> RouteSettings:
+        names = [target.name for target in self.targets]
+        if len(names) != len(set(names)):
+            raise ValueError(f"route {self.name}: target names must be unique, got {names}")
+        return self
