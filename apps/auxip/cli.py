@@ -1,7 +1,12 @@
-"""`auxip`: the operator command line (serve, users, config check)."""
+"""`auxip`: the operator command line (serve, status, users, config, quarantine, products, sources, backup/restore).
+
+Exit codes, for every command: 0 success, 1 the operation failed or what it names does not exist, 2 bad usage or
+an invalid configuration. Commands that print data take `--json`.
+"""
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -9,53 +14,52 @@ from typing import Annotated
 
 import typer
 from aiohttp import web
-from sqlalchemy import Engine
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from auxip import config_reference
 from auxip.api.app import Services, build_app, run_ingestion, run_subscription_worker
 from auxip.auth import LocalIdentityStore, Role
-from auxip.catalog.migrate import make_engine, upgrade
-from auxip.config import AuxipConfig, ConfigError, load_config
+from auxip.catalog.restore import RestoreConflictError
+from auxip.cli_backup import BackupError, RestoreRefusedError, restore_backup, write_backup
+from auxip.cli_common import (
+    EXIT_CODES_HELP,
+    ConfigOption,
+    JsonOption,
+    echo_json,
+    fail,
+    load,
+    open_catalog,
+    progress_console,
+)
+from auxip.cli_products import products_app
+from auxip.cli_sources import sources_app
+from auxip.config import AuxipConfig
 from auxip.ingest import quarantine as quarantine_store
 from auxip.ingest.bus import open_bus
 from auxip.ingest.service import IngestService, stage_counts
 from auxip.logs import configure as configure_logging
 
-app = typer.Typer(help="Copernicus Sentinel-1 AUXIP operator commands.", no_args_is_help=True)
+app = typer.Typer(help=f"Copernicus Sentinel-1 AUXIP operator commands. {EXIT_CODES_HELP}", no_args_is_help=True)
 users_app = typer.Typer(help="Local users (Basic auth and the embedded token endpoint).", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Files the pipeline refused: list, release, purge.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(config_app, name="config")
 app.add_typer(quarantine_app, name="quarantine")
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def _config(path: Path | None) -> AuxipConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-
-
-def _engine(config: AuxipConfig) -> Engine:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(config.catalog_url)
-    return make_engine(config.catalog_url)
+app.add_typer(products_app, name="products")
+app.add_typer(sources_app, name="sources")
 
 
 def _store(config: AuxipConfig) -> LocalIdentityStore:
-    return LocalIdentityStore(_engine(config))
+    return LocalIdentityStore(open_catalog(config))
 
 
 @app.command()
 def serve(config_path: ConfigOption = None) -> None:
     """Run the API and the subscription worker until interrupted."""
-    config = _config(config_path)
+    config = load(config_path)
     configure_logging(config.log_format)
-    engine = _engine(config)
+    engine = open_catalog(config)
     storage = config.open_storage()
     services = Services(engine=engine, storage=storage, store=LocalIdentityStore(engine))
     application = build_app(config, services)
@@ -90,7 +94,7 @@ def users_add(
         typer.echo(f"--role must be one of {', '.join(sorted(by_name))}; got {', '.join(unknown) or 'none'}", err=True)
         raise typer.Exit(2)
     roles = frozenset(by_name[name.lower()] for name in role)
-    info = _store(_config(config_path)).add_user(name, password, roles)
+    info = _store(load(config_path)).add_user(name, password, roles)
     result = {"username": info.username, "roles": sorted(r.value for r in info.roles)}
     typer.echo(json.dumps(result) if as_json else f"added {info.username} ({', '.join(result['roles'])})")
 
@@ -98,7 +102,7 @@ def users_add(
 @users_app.command("list")
 def users_list(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List local users."""
-    users = _store(_config(config_path)).list_users()
+    users = _store(load(config_path)).list_users()
     if as_json:
         rows = [
             {"username": u.username, "roles": sorted(r.value for r in u.roles), "disabled": u.disabled} for u in users
@@ -113,7 +117,7 @@ def users_list(config_path: ConfigOption = None, as_json: JsonOption = False) ->
 @users_app.command("remove")
 def users_remove(name: str, config_path: ConfigOption = None) -> None:
     """Remove a local user (exit code 1 if there was none)."""
-    if not _store(_config(config_path)).remove_user(name):
+    if not _store(load(config_path)).remove_user(name):
         typer.echo(f"no user {name}", err=True)
         raise typer.Exit(1)
     typer.echo(f"removed {name}")
@@ -122,7 +126,7 @@ def users_remove(name: str, config_path: ConfigOption = None) -> None:
 @config_app.command("check")
 def config_check(path: Path, as_json: JsonOption = False) -> None:
     """Validate a configuration file; errors name the offending key."""
-    config = _config(path)
+    config = load(path)
     summary = {"data_dir": str(config.data_dir), "listen": config.api.listen, "catalog": config.catalog_url}
     typer.echo(json.dumps(summary) if as_json else f"{path}: valid ({config.api.listen}, catalog {config.catalog_url})")
 
@@ -130,8 +134,8 @@ def config_check(path: Path, as_json: JsonOption = False) -> None:
 @app.command()
 def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Items per pipeline state and files held in quarantine."""
-    config = _config(config_path)
-    engine = _engine(config)
+    config = load(config_path)
+    engine = open_catalog(config)
     stages = stage_counts(engine)
     held = len(quarantine_store.list_entries(engine))
     if as_json:
@@ -149,7 +153,7 @@ def quarantine_list(
     all_entries: Annotated[bool, typer.Option("--all", help="released and purged entries too")] = False,
 ) -> None:
     """Entries held in quarantine with their reason (all entries with --all)."""
-    entries = quarantine_store.list_entries(_engine(_config(config_path)), None if all_entries else "held")
+    entries = quarantine_store.list_entries(open_catalog(load(config_path)), None if all_entries else "held")
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries]))
         return
@@ -158,8 +162,8 @@ def quarantine_list(
 
 
 def _quarantine_action(action: str, entry_id: int, config_path: Path | None, actor: str) -> None:
-    config = _config(config_path)
-    engine = _engine(config)
+    config = load(config_path)
+    engine = open_catalog(config)
     try:
         if action == "release":
             quarantine_store.release(engine, config.data_dir / "quarantine", config.staging_dir, entry_id, actor)
@@ -184,6 +188,91 @@ def quarantine_release(entry_id: int, config_path: ConfigOption = None, actor: A
 def quarantine_purge(entry_id: int, config_path: ConfigOption = None, actor: ActorOption = "operator") -> None:
     """Delete the refused file for good; the entry and its audit trail stay."""
     _quarantine_action("purge", entry_id, config_path, actor)
+
+
+class ReferenceFormat(enum.Enum):
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+@config_app.command("reference")
+def config_reference_command(
+    output_format: Annotated[ReferenceFormat, typer.Option("--format", help="a Markdown table, or JSON")] = (
+        ReferenceFormat.MARKDOWN
+    ),
+    write: Annotated[
+        Path | None, typer.Option("--write", help="replace the config-reference section of this file (README.md)")
+    ] = None,
+) -> None:
+    """Every configuration key with its type, default and description, generated from the models."""
+    if write is not None:
+        try:
+            updated = config_reference.replace_section(write.read_text(), config_reference.markdown())
+        except (OSError, config_reference.MarkersMissingError) as exc:
+            fail(f"{write}: {exc}")
+        write.write_text(updated)
+        typer.echo(f"{write}: configuration reference updated")
+    elif output_format is ReferenceFormat.JSON:
+        echo_json(config_reference.as_json())
+    else:
+        typer.echo(config_reference.markdown(), nl=False)
+
+
+def _steps() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=progress_console(), transient=True)
+
+
+@app.command()
+def backup(
+    to: Annotated[Path, typer.Option("--to", help="a new or empty directory")],
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export the catalog (products with checksums and attributes, users, subscriptions) as JSON lines.
+
+    One consistent snapshot, written with a manifest of row counts and SHA256s. Product bytes are NOT included:
+    they live in object storage, which is backed up by the storage layer (S3 versioning or replication, a copy of
+    the local products directory). The files hold password hashes and subscription endpoint passwords: they are
+    written readable by their owner only; keep them so. Ingestion state and download records are not included.
+    """
+    engine = open_catalog(load(config_path))
+    try:
+        with _steps() as progress:
+            manifest = write_backup(engine, to, progress)
+    except (BackupError, OSError) as exc:
+        fail(str(exc))
+    counts = {name: rows for name, (rows, _digest) in manifest.files.items()}
+    if as_json:
+        echo_json({"directory": str(to), **manifest.as_json()})
+        return
+    typer.echo(f"backup written to {to}: " + ", ".join(f"{rows} {name}" for name, rows in counts.items()))
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Option("--from", help="a directory written by `auxip backup`")],
+    force: Annotated[bool, typer.Option("--force", help="merge into a catalog that is not empty")] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Restore a backup into an empty catalog, keeping product Ids and PublicationDates; then check the counts.
+
+    The files are checked against the manifest first (a damaged backup changes nothing). A catalog with products,
+    users or subscriptions is refused (exit 1) unless --force, which skips what is already there and fails on a
+    product whose Name or Id is taken by another one. Restore before pollers are let in. Product bytes are restored
+    by the storage layer, not by this command.
+    """
+    engine = open_catalog(load(config_path))
+    try:
+        with _steps() as progress:
+            counts = restore_backup(engine, source, force=force, progress=progress)
+    except (BackupError, RestoreRefusedError, RestoreConflictError, OSError) as exc:
+        fail(str(exc))
+    if as_json:
+        echo_json({"restored_from": str(source), "rows": counts})
+        return
+    typer.echo(f"restored {source}: catalog now holds " + ", ".join(f"{n} {name}" for name, n in counts.items()))
 
 
 def main() -> None:

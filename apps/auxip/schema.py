@@ -1,8 +1,8 @@
 """Every table of the AUXIP database, in one metadata: what migrations are written against and compared with.
 
-The catalog owns `Base`; authentication, ingestion and subscriptions add their tables to it. Importing their model
-modules here (and only here) lets Alembic and the schema tests see the whole database without the catalog depending
-on them.
+The catalog owns `Base`; authentication, ingestion, routing and subscriptions add their tables to it. Importing
+their model modules here (and only here) lets Alembic and the schema tests see the whole database without the
+catalog depending on them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from sqlalchemy import MetaData
 
 import auxip.auth.models
 import auxip.ingest.models
+import auxip.routing.models
 import auxip.subscriptions.models
 from auxip.catalog.models import Base
 
-MODEL_MODULES = (auxip.auth.models, auxip.ingest.models, auxip.subscriptions.models)
+MODEL_MODULES = (auxip.auth.models, auxip.ingest.models, auxip.routing.models, auxip.subscriptions.models)
 
 metadata: MetaData = Base.metadata

@@ -20,8 +20,10 @@ from auxip.catalog.types import UTCDateTime
 
 #: The life of an item, in pipeline order, then the terminal states beside `announced`.
 FLOW: Final = ("discovered", "fetched", "scanned", "prepared", "stored", "published", "announced")
-TERMINAL: Final = ("announced", "quarantined", "duplicate")
-ITEM_STATES: Final = (*FLOW, "quarantined", "duplicate")
+#: Files of a routed source leave the flow after the scan: `routing` while deliveries run, `routed` once all are done.
+ROUTED_FLOW: Final = ("routing", "routed")
+TERMINAL: Final = ("announced", "quarantined", "duplicate", "routed")
+ITEM_STATES: Final = (*FLOW, *ROUTED_FLOW, "quarantined", "duplicate")
 QUARANTINE_STATUSES: Final = ("held", "released", "purged")
 
 

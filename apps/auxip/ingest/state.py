@@ -1,9 +1,9 @@
 """Claims and transitions of ingestion items: the only code that writes `ingest_item.state`.
 
-A claim is a conditional UPDATE that sets `claimed_by` and pushes `next_attempt_at` to the end of a lease; a
-transition succeeds only for the claimant (`WHERE id = ? AND state = ? AND claimed_by = ?`). So two workers — two
-processes, or a restarted one racing a stale lease — can never both move an item on, and a worker killed mid-stage
-only delays the item by the rest of its lease.
+A claim (`auxip.claims`) sets `claimed_by` and pushes `next_attempt_at` to the end of a lease; a transition
+succeeds only for the claimant (`WHERE id = ? AND state = ? AND claimed_by = ?`). So two workers — two processes, or
+a restarted one racing a stale lease — can never both move an item on, and a worker killed mid-stage only delays the
+item by the rest of its lease.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
+from auxip.claims import claim_due
 from auxip.ingest.models import IngestItem
 
 
@@ -105,18 +106,10 @@ def claim(
         stale = IngestItem.updated_at < now - (takeover or timedelta(minutes=10))
         due = and_(due, or_(IngestItem.staged_on == staged_on, IngestItem.staged_on.is_(None), stale))
     with engine.begin() as conn:
-        query = select(IngestItem.id).where(due).order_by(IngestItem.next_attempt_at, IngestItem.id).limit(limit)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(conn.execute(query).scalars())
+        ids = claim_due(conn, IngestItem, due, worker, now + lease, limit, updated_at=now)
         if not ids:
             return []
-        conn.execute(
-            update(IngestItem).where(IngestItem.id.in_(ids), due).values(claimed_by=worker, next_attempt_at=now + lease)
-        )
-        rows = conn.execute(
-            select(*_COLUMNS).where(IngestItem.id.in_(ids), IngestItem.claimed_by == worker, IngestItem.state == state)
-        )
+        rows = conn.execute(select(*_COLUMNS).where(IngestItem.id.in_(ids), IngestItem.state == state))
         return [_item(row) for row in rows]
 
 

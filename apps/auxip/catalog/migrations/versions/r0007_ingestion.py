@@ -18,7 +18,8 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 ITEM_STATES = (
-    "discovered", "fetched", "scanned", "prepared", "stored", "published", "announced", "quarantined", "duplicate"
+    "discovered", "fetched", "scanned", "prepared", "stored", "published", "announced", "routing", "routed",
+    "quarantined", "duplicate",
 )  # fmt: skip
 
 
