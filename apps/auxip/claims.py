@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 
 def claim_due(
@@ -31,3 +32,12 @@ def claim_due(
         return []
     conn.execute(update(table).where(table.id.in_(ids), due).values(claimed_by=worker, next_attempt_at=until, **values))
     return list(conn.execute(select(table.id).where(table.id.in_(ids), table.claimed_by == worker)).scalars())
+
+
+def insert_ignoring_duplicates(dialect: str, table: Any) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING` for the dialect: how work is enqueued at most once per unique key."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise RuntimeError(f"unsupported database dialect {dialect!r}")

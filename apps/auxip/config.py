@@ -17,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from auxip.ingest.settings import BusSettings, IngestSettings, RetentionSettings, ScannerChoice
 from auxip.ingest.sources.settings import SourceSettings
+from auxip.routing.settings import RouteSettings, SourceTrigger
 from auxip.storage import Storage, open_storage
 from auxip.storage.settings import S3Settings
 
 ENV_PREFIX = "AUXIP_"
+#: Source kinds whose adapters can delete or move a file after routing.
+POST_DELIVERY_SCHEMES = ("file", "sftp")
 
 
 class ConfigError(ValueError):
@@ -117,6 +120,10 @@ class AuxipConfig(Section):
     retention: RetentionSettings = RetentionSettings()
     ingest: IngestSettings = IngestSettings()
     bus: BusSettings = BusSettings()
+    #: Sentinel-1 routing: files of a source (or published products) delivered to external targets.
+    routes: list[RouteSettings] = []
+    #: Where the inboxes of hosted applications live (`inbox://<app>` targets); default `<data_dir>/apps`.
+    inbox_root: Path | None = None
 
     @field_validator("data_dir")
     @classmethod
@@ -131,7 +138,33 @@ class AuxipConfig(Section):
             raise ValueError(f"sources: names must be unique, repeated: {', '.join(duplicated)}")
         if self.sources and self.scanner is None:
             raise ValueError("scanner: required when sources are configured: give scanner.url or scanner: disabled")
+        self._check_routes()
         return self
+
+    def _check_routes(self) -> None:
+        schemes = {source.name: source.scheme for source in self.sources}
+        route_names = [route.name for route in self.routes]
+        if len(route_names) != len(set(route_names)):
+            raise ValueError(f"routes: names must be unique, got {route_names}")
+        for index, route in enumerate(self.routes):
+            if not isinstance(route.trigger, SourceTrigger):
+                continue
+            source = route.trigger.source
+            if source not in schemes:
+                raise ValueError(f"routes.{index}.trigger.source: no source named {source!r} in sources[]")
+            if route.post_delivery.action != "none" and schemes[source] not in POST_DELIVERY_SCHEMES:
+                raise ValueError(
+                    f"routes.{index}.post_delivery: {route.post_delivery.action} at the source is supported for "
+                    f"{', '.join(POST_DELIVERY_SCHEMES)} sources, not {schemes[source]}"
+                )
+
+    @property
+    def routed_sources(self) -> frozenset[str]:
+        return frozenset(route.trigger.source for route in self.routes if isinstance(route.trigger, SourceTrigger))
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.inbox_root or self.data_dir / "apps"
 
     @property
     def staging_dir(self) -> Path:

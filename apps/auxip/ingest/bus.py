@@ -76,10 +76,10 @@ class DatabaseBus:
 
     def _position(self, conn: Connection, topic: str, group: str) -> int:
         position = conn.execute(
-            select(BusOffset.position).where(BusOffset.group == group, BusOffset.topic == topic)
+            select(BusOffset.position).where(BusOffset.consumer_group == group, BusOffset.topic == topic)
         ).scalar_one_or_none()
         if position is None:
-            conn.execute(insert(BusOffset), [{"group": group, "topic": topic, "position": 0}])
+            conn.execute(insert(BusOffset), [{"consumer_group": group, "topic": topic, "position": 0}])
             return 0
         return int(position)
 
@@ -97,7 +97,9 @@ class DatabaseBus:
     def _commit(self, topic: str, group: str, offset: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                update(BusOffset).where(BusOffset.group == group, BusOffset.topic == topic).values(position=offset)
+                update(BusOffset)
+                .where(BusOffset.consumer_group == group, BusOffset.topic == topic)
+                .values(position=offset)
             )
 
     async def consume(self, topic: str, group: str, handler: Handler, stop: asyncio.Event) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select, update
 
+from auxip.claims import insert_ignoring_duplicates
 from auxip.ingest.models import IngestItem, SourceState
 from auxip.ingest.naming import InvalidName, parse_name
 from auxip.ingest.settings import IngestSettings
@@ -23,15 +23,6 @@ from auxip.ingest.sources.settings import SourceSettings
 from auxip.ingest.state import utcnow
 
 log = logging.getLogger("auxip.ingest.discovery")
-
-
-def _insert_ignoring_duplicates(engine: Engine, table: Any) -> Insert:
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise RuntimeError(f"unsupported database dialect {dialect!r}")
 
 
 def _product(name: str) -> tuple[str | None, str | None]:
@@ -63,7 +54,7 @@ class Discovery:
         if state is None:
             with self.engine.begin() as conn:
                 conn.execute(
-                    _insert_ignoring_duplicates(self.engine, SourceState),
+                    insert_ignoring_duplicates(self.engine.dialect.name, SourceState),
                     [{"source": self.settings.name, "consecutive_failures": 0}],
                 )
         self._loaded = True
@@ -107,7 +98,9 @@ class Discovery:
         if rows:
             with self.engine.begin() as conn:
                 for start in range(0, len(rows), 500):
-                    conn.execute(_insert_ignoring_duplicates(self.engine, IngestItem), rows[start : start + 500])
+                    conn.execute(
+                        insert_ignoring_duplicates(self.engine.dialect.name, IngestItem), rows[start : start + 500]
+                    )
             self._known.update((str(row["path"]), str(row["version"])) for row in rows)
         return len(rows)
 

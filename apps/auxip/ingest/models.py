@@ -145,6 +145,6 @@ class BusEvent(Base):
 class BusOffset(Base):
     __tablename__ = "bus_offset"
 
-    group: Mapped[str] = mapped_column("consumer_group", String(128), primary_key=True)
+    consumer_group: Mapped[str] = mapped_column(String(128), primary_key=True)
     topic: Mapped[str] = mapped_column(String(128), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)

@@ -20,7 +20,7 @@ from auxip.ingest.models import AuditRecord, IngestItem, QuarantineEntry
 from auxip.ingest.state import Item, advance, utcnow
 
 #: The stage that refused an item -> the state it re-enters on release (that stage then runs again).
-STAGE_INPUT = {"fetch": "discovered", "scan": "fetched", "prepare": "scanned", "store": "prepared"}
+STAGE_INPUT = {"fetch": "discovered", "scan": "fetched", "prepare": "scanned", "store": "prepared", "route": "routing"}
 
 
 class Rejection(Exception):

@@ -25,19 +25,20 @@ from auxip.config import AuxipConfig
 from auxip.ingest.bus import EventBus
 from auxip.ingest.discovery import Discovery
 from auxip.ingest.eviction import evict_expired
-from auxip.ingest.models import IngestItem
+from auxip.ingest.models import FLOW, IngestItem
 from auxip.ingest.quarantine import Rejection, quarantine
 from auxip.ingest.scanner import ClamdScanner
 from auxip.ingest.sources.base import Source
 from auxip.ingest.sources.factory import open_source
 from auxip.ingest.stages import STAGES, DuplicateProduct, Pipeline, Retry, StagedInputMissing, retry_delay
 from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, renew, utcnow, worker_id
+from auxip.routing.engine import RoutingEngine, RoutingSettings
 from auxip.storage import Storage
 
 log = logging.getLogger("auxip.ingest")
 
 #: States whose next stage reads the bytes in the staging area of the process that fetched them.
-STAGED_STATES = ("fetched", "scanned", "prepared")
+STAGED_STATES = ("fetched", "scanned", "prepared", "routing")
 
 
 def release_orphaned_claims(engine: Engine) -> int:
@@ -97,6 +98,7 @@ class IngestService:
             sources=self.sources,
             source_types={s.name: list(s.product_types) for s in config.sources},
             source_priority={s.name: s.priority for s in config.sources},
+            routed_sources=config.routed_sources,
             bus=bus,
             settings=config.ingest,
             retention=config.retention,
@@ -108,6 +110,18 @@ class IngestService:
         )
         self.wakes = _Wakes({})
         self.lease = timedelta(seconds=config.ingest.lease_seconds)
+        self.stages = dict(STAGES)
+        self.routing: RoutingEngine | None = None
+        if config.routes:
+            settings = RoutingSettings(
+                inbox_root=config.inbox_dir,
+                lease=self.lease,
+                circuit_threshold=config.ingest.circuit_threshold,
+                circuit_open_seconds=config.ingest.circuit_open_seconds,
+                sweep_seconds=config.ingest.sweep_seconds,
+            )
+            self.routing = RoutingEngine(config.routes, engine, storage, bus, self.pipeline, settings)
+            self.stages["routing"] = ("route", self.routing.route_item)
 
     async def close(self) -> None:
         for source in self.sources.values():
@@ -121,7 +135,7 @@ class IngestService:
             renew(self.engine, item, worker, self.lease)
 
     async def _handle(self, stage_name: str, item: Item, worker: str) -> None:
-        stage = STAGES[item.state][1]
+        stage = self.stages[item.state][1]
         keeper = asyncio.create_task(self._keep_claim(item, worker))
         try:
             await stage(self.pipeline, item, worker)
@@ -168,10 +182,16 @@ class IngestService:
             else:
                 defer(self.engine, item, worker, retry_delay(self.config.ingest, item.attempts + 1), repr(exc))
         else:
-            next_state = _next_state(item.state)
-            self.wakes[next_state].set()
+            self.wakes[self._next_state(item)].set()
         finally:
             keeper.cancel()
+
+    def _next_state(self, item: Item) -> str:
+        if item.state == "fetched" and item.source in self.pipeline.routed_sources:
+            return "routing"
+        if item.state not in FLOW or item.state == FLOW[-1]:
+            return item.state
+        return FLOW[FLOW.index(item.state) + 1]
 
     def _quarantine(self, stage_name: str, item: Item, worker: str, rejection: Rejection) -> None:
         staged = self.pipeline.staged(item)
@@ -189,7 +209,7 @@ class IngestService:
     async def _stage_loop(
         self, state: str, concurrency: int, stop: asyncio.Event, sources: list[str] | None = None
     ) -> None:
-        stage_name = STAGES[state][0]
+        stage_name = self.stages[state][0]
         worker = worker_id(stage_name if sources is None else f"{stage_name}-{sources[0]}")
         wake = self.wakes[state]
         running: set[asyncio.Task[None]] = set()
@@ -281,9 +301,11 @@ class IngestService:
         ]
         tasks += [
             asyncio.create_task(self._stage_loop(state, self.config.ingest.workers, stop))
-            for state in STAGES
+            for state in self.stages
             if state != "discovered"
         ]
+        if self.routing is not None:
+            tasks.append(asyncio.create_task(self.routing.run(stop)))
         tasks.append(asyncio.create_task(self._eviction_loop(stop)))
         try:
             await stop.wait()
@@ -303,9 +325,3 @@ async def _either(event: asyncio.Event, stop: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def _next_state(state: str) -> str:
-    order = list(STAGES)
-    index = order.index(state)
-    return order[index + 1] if index + 1 < len(order) else "announced"

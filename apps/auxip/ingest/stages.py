@@ -78,6 +78,8 @@ class Pipeline:
     source_types: Mapping[str, list[str]]
     #: Lower is preferred: a product several sources offer is fetched from the best one that is healthy.
     source_priority: Mapping[str, int]
+    #: Sources that trigger routes: their files are delivered, not published (after the same antivirus stage).
+    routed_sources: frozenset[str]
     bus: EventBus
     settings: IngestSettings
     retention: RetentionSettings
@@ -167,7 +169,7 @@ def _preferred_copy(pipeline: Pipeline, item: Item) -> str | None:
 
 
 async def fetch(pipeline: Pipeline, item: Item, worker: str) -> None:
-    if item.product_name:
+    if item.product_name and item.source not in pipeline.routed_sources:
         if _online_md5(pipeline.engine, item.product_name) is not False:
             raise DuplicateProduct(f"{item.product_name} is already published")
         preferred = _preferred_copy(pipeline, item)
@@ -222,8 +224,9 @@ def _require_staged(pipeline: Pipeline, item: Item) -> Path:
 
 async def scan(pipeline: Pipeline, item: Item, worker: str) -> None:
     path = _require_staged(pipeline, item)
+    after = "routing" if item.source in pipeline.routed_sources else "scanned"
     if pipeline.scanner is None:
-        advance(pipeline.engine, item, worker, "scanned", {"scan": {"verdict": "not scanned: scanner disabled"}})
+        advance(pipeline.engine, item, worker, after, {"scan": {"verdict": "not scanned: scanner disabled"}})
         return
     try:
         verdict = await pipeline.scanner.scan_path(path)
@@ -239,7 +242,7 @@ async def scan(pipeline: Pipeline, item: Item, worker: str) -> None:
         member = f" in {verdict.infected_member}" if verdict.infected_member else ""
         raise Rejection("infected", f"{verdict.signature}{member}", verdict.signature, version)
     faults.point("scan.after")
-    advance(pipeline.engine, item, worker, "scanned", {"scan": {"verdict": "clean", "scanner": version}})
+    advance(pipeline.engine, item, worker, after, {"scan": {"verdict": "clean", "scanner": version}})
 
 
 # --- prepare: validate the name, transform for S1PDGS, extract metadata ------------------------------------------

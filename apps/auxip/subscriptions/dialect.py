@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import Insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from auxip.claims import insert_ignoring_duplicates as insert_ignoring
 from auxip.subscriptions.models import MatcherCursor, Notification
 
 
 def insert_ignoring_duplicates(session: Session) -> Callable[[], Insert]:
     """A factory of `INSERT INTO subscription_notification ... ON CONFLICT DO NOTHING` for the session's dialect."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return lambda: postgresql.insert(Notification).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return lambda: sqlite.insert(Notification).on_conflict_do_nothing()
-    raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    insert_ignoring(dialect, Notification)  # refuses an unsupported dialect now, not at first use
+    return lambda: insert_ignoring(dialect, Notification)
 
 
 def serialise_on_sqlite(session: Session) -> None:

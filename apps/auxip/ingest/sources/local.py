@@ -29,6 +29,7 @@ from auxip.ingest.sources.listing import (
     removed_on_failure,
     url_path,
 )
+from auxip.ingest.sources.listing import remove as remove_path
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.ingest.sources.throttle import Throttle
 
@@ -137,6 +138,21 @@ class LocalSource:
                 await asyncio.to_thread(dst.write, chunk)
                 written += len(chunk)
         return written
+
+    async def remove(self, entry: RemoteFile) -> None:
+        """Delete the entry at the source (a routing post-delivery action); already gone is fine."""
+        await asyncio.to_thread(remove_path, self.root / entry.path)
+
+    async def move(self, entry: RemoteFile, folder: str) -> None:
+        """Move the entry into `folder` (relative to the source directory, created if missing)."""
+
+        def move() -> None:
+            target = self.root / folder
+            target.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.root / entry.path, target / entry.name)
+
+        await asyncio.to_thread(move)
 
     async def close(self) -> None:
         self._closed.clear()

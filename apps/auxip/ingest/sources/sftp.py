@@ -208,6 +208,26 @@ class SftpSource:
                     written += len(chunk)
         return written
 
+    async def remove(self, entry: RemoteFile) -> None:
+        """Delete the entry at the source (a routing post-delivery action); already gone is fine."""
+        sftp = await self._client()
+        remote = posixpath.join(self.root, entry.path)
+        with self._classified("deleting", entry.path, sftp), contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            if entry.is_dir:
+                await sftp.rmtree(remote)
+            else:
+                await sftp.remove(remote)
+
+    async def move(self, entry: RemoteFile, folder: str) -> None:
+        """Move the entry into `folder` (relative to the source directory, created if missing)."""
+        sftp = await self._client()
+        remote = posixpath.join(self.root, entry.path)
+        target_dir = posixpath.join(self.root, folder)
+        with self._classified("moving", entry.path, sftp):
+            await sftp.makedirs(target_dir, exist_ok=True)
+            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                await sftp.posix_rename(remote, posixpath.join(target_dir, entry.name))
+
     async def close(self) -> None:
         connection = self._connection
         self._drop()
