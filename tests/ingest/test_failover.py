@@ -56,13 +56,13 @@ async def test_preferred_source_failing_to_deliver_fails_over_to_the_other(tmp_p
     primary, secondary = tmp_path / "primary", tmp_path / "secondary"
     primary.mkdir()
     secondary.mkdir()
-    file = write_eof(primary, "AUX_RESORB", "A", T0, T0 - timedelta(hours=3), T0, osv_count=400)
+    file = write_eof(primary, "AUX_RESORB", "A", T0, T0 - timedelta(hours=3), T0, osv_count=7000)  # ~3.3 MB
     shutil.copy(file, secondary / file.name)
     config = pipeline_config(
         tmp_path / "data",
         [
             # A slow link: the transfer is still running when the file breaks at the source.
-            {"name": "main", "url": primary.as_uri(), "priority": 10, "bandwidth_limit": 2048},
+            {"name": "main", "url": primary.as_uri(), "priority": 10, "bandwidth_limit": 200_000},
             {"name": "backup", "url": secondary.as_uri(), "priority": 20},
         ],
         f"tcp://{clamd.host}:{clamd.port}",

@@ -28,6 +28,12 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys = ON")
             # Publishers queue on the database write lock (the publication clock); wait for it like PostgreSQL would.
             cursor.execute("PRAGMA busy_timeout = 60000")
+            # WAL: readers (the API) never wait for the writer (the pipeline), and a commit is one append instead
+            # of a rollback-journal rewrite; NORMAL syncs at checkpoints, so a power cut may lose the last commits
+            # but never corrupts the file — and every pipeline stage is redone from its last committed state.
+            # Measured on the ingestion benchmark (500 small files): 56 s -> 21 s.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
 
     return engine

@@ -31,7 +31,7 @@ from auxip.ingest.scanner import ClamdScanner
 from auxip.ingest.sources.base import Source
 from auxip.ingest.sources.factory import open_source
 from auxip.ingest.stages import STAGES, DuplicateProduct, Pipeline, Retry, StagedInputMissing, retry_delay
-from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, renew, utcnow, worker_id
+from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, reload_held, renew, utcnow, worker_id
 from auxip.routing.engine import RoutingEngine, RoutingSettings
 from auxip.storage import Storage
 
@@ -107,6 +107,7 @@ class IngestService:
             quarantine_dir=config.data_dir / "quarantine",
             node=f"{socket.gethostname()}:{config.staging_dir}",
             archive_limits=config.ingest.archive_limits,
+            hold=timedelta(seconds=config.ingest.lease_seconds),
         )
         self.wakes = _Wakes({})
         self.lease = timedelta(seconds=config.ingest.lease_seconds)
@@ -134,7 +135,20 @@ class IngestService:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             renew(self.engine, item, worker, self.lease)
 
-    async def _handle(self, stage_name: str, item: Item, worker: str) -> None:
+    async def _handle(self, item: Item, worker: str) -> None:
+        """Run the item's stage, then — while the stage kept the claim — the following ones in the same task."""
+        current: Item | None = item
+        while current is not None:
+            if not await self._run_stage(self.stages[current.state][0], current, worker):
+                return
+            held = reload_held(self.engine, current.id, worker) if self.pipeline.hold else None
+            if held is None or held.state not in self.stages or held.state == "discovered":
+                self.wakes[self._next_state(current)].set()
+                return
+            current = held
+
+    async def _run_stage(self, stage_name: str, item: Item, worker: str) -> bool:
+        """One stage of one item; True when it succeeded (failures are handled here: quarantine, retry, ...)."""
         stage = self.stages[item.state][1]
         keeper = asyncio.create_task(self._keep_claim(item, worker))
         try:
@@ -182,9 +196,10 @@ class IngestService:
             else:
                 defer(self.engine, item, worker, retry_delay(self.config.ingest, item.attempts + 1), repr(exc))
         else:
-            self.wakes[self._next_state(item)].set()
+            return True
         finally:
             keeper.cancel()
+        return False
 
     def _next_state(self, item: Item) -> str:
         if item.state == "fetched" and item.source in self.pipeline.routed_sources:
@@ -228,7 +243,7 @@ class IngestService:
                     else []
                 )
                 for item in items:
-                    task = asyncio.create_task(self._handle(stage_name, item, worker))
+                    task = asyncio.create_task(self._handle(item, worker))
                     running.add(task)
                     task.add_done_callback(finished)
                 if items and len(items) == free:

@@ -89,6 +89,8 @@ class Pipeline:
     #: This process's staging area (host and directory): fetched items stay with it until they are stored.
     node: str
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    #: A stage that succeeded keeps its claim this long so its worker runs the next stage too (None: hand over).
+    hold: timedelta | None = None
 
     def item_dir(self, item: Item) -> Path:
         return self.staging_dir / str(item.id)
@@ -108,6 +110,11 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _fresh_dir(item_dir: Path, directory: Path) -> None:
+    _remove(item_dir)  # leftovers of an attempt that died
+    directory.mkdir(parents=True)
 
 
 def _remote(item: Item) -> RemoteFile:
@@ -177,8 +184,7 @@ async def fetch(pipeline: Pipeline, item: Item, worker: str) -> None:
             raise Retry(f"waiting for the preferred source: {preferred}", 2, count_attempt=False)
     _check_space(pipeline, item)
     target = pipeline.staged(item)
-    _remove(pipeline.item_dir(item))
-    target.parent.mkdir(parents=True)
+    await asyncio.to_thread(_fresh_dir, pipeline.item_dir(item), target.parent)
     source = pipeline.sources[item.source]
     try:
         written = await source.fetch(_remote(item), target)
@@ -226,7 +232,8 @@ async def scan(pipeline: Pipeline, item: Item, worker: str) -> None:
     path = _require_staged(pipeline, item)
     after = "routing" if item.source in pipeline.routed_sources else "scanned"
     if pipeline.scanner is None:
-        advance(pipeline.engine, item, worker, after, {"scan": {"verdict": "not scanned: scanner disabled"}})
+        unscanned = {"scan": {"verdict": "not scanned: scanner disabled"}}
+        advance(pipeline.engine, item, worker, after, unscanned, hold_for=pipeline.hold)
         return
     try:
         verdict = await pipeline.scanner.scan_path(path)
@@ -242,7 +249,8 @@ async def scan(pipeline: Pipeline, item: Item, worker: str) -> None:
         member = f" in {verdict.infected_member}" if verdict.infected_member else ""
         raise Rejection("infected", f"{verdict.signature}{member}", verdict.signature, version)
     faults.point("scan.after")
-    advance(pipeline.engine, item, worker, after, {"scan": {"verdict": "clean", "scanner": version}})
+    clean = {"scan": {"verdict": "clean", "scanner": version}}
+    advance(pipeline.engine, item, worker, after, clean, hold_for=pipeline.hold)
 
 
 # --- prepare: validate the name, transform for S1PDGS, extract metadata ------------------------------------------
@@ -295,11 +303,12 @@ async def prepare(pipeline: Pipeline, item: Item, worker: str) -> None:
         worker,
         "prepared",
         details,
+        hold_for=pipeline.hold,
         product_name=result.published_name,
         product_type=parsed.product_type,
     )
     # The input is no longer needed once the prepared file is recorded; only the published file moves on.
-    _remove(path)
+    await asyncio.to_thread(_remove, path)
 
 
 # --- store -------------------------------------------------------------------------------------------------------
@@ -340,7 +349,7 @@ async def store(pipeline: Pipeline, item: Item, worker: str) -> None:
             if info.md5 is not None and info.md5 != md5:
                 raise Retry(f"storage wrote MD5 {info.md5} for {key}, expected {md5}")
     faults.point("store.after")
-    advance(pipeline.engine, item, worker, "stored", {"storage_key": key})
+    advance(pipeline.engine, item, worker, "stored", {"storage_key": key}, hold_for=pipeline.hold)
 
 
 def _same_filesystem(a: Path, b: Path) -> bool:
@@ -384,12 +393,12 @@ async def publish(pipeline: Pipeline, item: Item, worker: str) -> None:
                 # Another item (another source's copy) published these very bytes first; the state commit of this
                 # item's own publication is atomic with it, so a redo of this stage can never get here.
                 raise DuplicateProduct(f"{record.name} was published by another copy")
-            advance(session.connection(), item, worker, "published", product_id=published.id)
+            advance(session.connection(), item, worker, "published", hold_for=pipeline.hold, product_id=published.id)
     except ProductConflictError as exc:
         await pipeline.storage.delete(record.storage_key)  # ours alone: the key carries our MD5
         raise Rejection("conflict", str(exc)) from None
     faults.point("publish.after")
-    _remove(pipeline.work_dir(item))
+    await asyncio.to_thread(_remove, pipeline.work_dir(item))
 
 
 # --- announce: product.published on the bus ----------------------------------------------------------------------
@@ -422,7 +431,7 @@ async def announce(pipeline: Pipeline, item: Item, worker: str) -> None:
     else:
         await pipeline.bus.publish(PRODUCT_PUBLISHED, key, event)
         advance(pipeline.engine, item, worker, "announced")
-    _remove(pipeline.item_dir(item))
+    await asyncio.to_thread(_remove, pipeline.item_dir(item))
 
 
 #: input state -> (stage name, stage), in pipeline order.

@@ -129,16 +129,20 @@ def renew(engine: Engine, item: Item, worker: str, lease: timedelta) -> None:
 
 def advance(
     target: Engine | Connection, item: Item, worker: str, to_state: str, details: Mapping[str, Any] | None = None,
-    **columns: Any,
+    hold_for: timedelta | None = None, **columns: Any,
 ) -> None:  # fmt: skip
-    """Move a claimed item to `to_state`, merging `details`; raises `ClaimLost` if the claim is gone."""
+    """Move a claimed item to `to_state`, merging `details`; raises `ClaimLost` if the claim is gone.
+
+    With `hold_for`, the worker keeps the claim (a new lease) to run the next stage itself: one commit per stage
+    instead of a release and a new claim.
+    """
     now = utcnow()
     values: dict[str, Any] = {
         "state": to_state,
-        "claimed_by": None,
+        "claimed_by": worker if hold_for is not None else None,
         "attempts": 0,
         "last_error": None,
-        "next_attempt_at": now,
+        "next_attempt_at": now + hold_for if hold_for is not None else now,
         "updated_at": now,
         **columns,
     }
@@ -152,6 +156,13 @@ def advance(
         result = target.execute(statement)
     if result.rowcount != 1:
         raise ClaimLost(f"item {item.id} is no longer claimed by {worker}")
+
+
+def reload_held(engine: Engine, item_id: int, worker: str) -> Item | None:
+    """The item as it is now, if `worker` still holds it (after an `advance(..., hold_for=...)`)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(*_COLUMNS).where(IngestItem.id == item_id, IngestItem.claimed_by == worker)).first()
+    return None if row is None else _item(row)
 
 
 def defer(engine: Engine, item: Item, worker: str, delay: timedelta, error: str, count_attempt: bool = True) -> None:

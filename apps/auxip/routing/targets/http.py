@@ -14,6 +14,7 @@ a configuration error.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Collection
@@ -44,6 +45,7 @@ from auxip.routing.targets.local import (
     temporary_name,
 )
 
+CLEANUP_TIMEOUT = 10.0
 MD5 = re.compile(r"[0-9a-f]{32}")
 #: A missing collection (409 is WebDAV's answer to a PUT below one), or a server that takes no uploads there.
 NOT_WRITABLE = frozenset({404, 405, 409, 501})
@@ -118,8 +120,8 @@ class HttpTarget:
 
     async def _discard(self, temp: str) -> None:
         """Delete a failed upload; a 404 (it was never stored) or an unreachable server leaves nothing to do."""
-        with contextlib.suppress(TargetError):
-            async with self._request("DELETE", temp, f"DELETE {temp}", accept=(404,)):
+        with contextlib.suppress(TargetError, TimeoutError):
+            async with asyncio.timeout(CLEANUP_TIMEOUT), self._request("DELETE", temp, f"DELETE {temp}", accept=(404,)):
                 pass
 
     async def exists(self, name: str) -> int | None:

@@ -17,6 +17,7 @@ Single part only, so at most 5 GiB per file (S3's PutObject limit): far above an
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from pathlib import Path
@@ -36,6 +37,7 @@ from auxip.routing.targets.local import (
     check_md5,
     check_size,
     checked_name,
+    file_md5,
     local_size,
     source_settings,
 )
@@ -80,8 +82,13 @@ class S3Target:
         if self.settings.verify_checksum:
             options["ContentMD5"] = base64.b64encode(bytes.fromhex(md5)).decode()
         with as_target_errors():  # a 404 here is a missing bucket
-            with local.open("rb") as body:
-                await self._call(f"PUT {where} (MD5 {md5})", "put_object", Body=body, **options)
+            try:
+                with local.open("rb") as body:
+                    await self._call(f"PUT {where}", "put_object", Body=body, **options)
+            except VerificationError as exc:
+                # Tells a corrupt local copy (its MD5 differs too) from bytes damaged on the way (it matches).
+                actual = await asyncio.to_thread(file_md5, local)
+                raise VerificationError(f"{exc}; expected MD5 {md5}, the local file's is {actual}") from None
             head = await self._call(f"HEAD {where}", "head_object", Bucket=self.bucket, Key=key)
         etag = md5_of_etag(strip_etag(head.get("ETag")))
         try:
@@ -93,7 +100,10 @@ class S3Target:
             with contextlib.suppress(TargetError, RemoteFileGone):
                 await self._call(f"DELETE {where}", "delete_object", Bucket=self.bucket, Key=key)
             raise
-        verified = "size+etag" if self.settings.verify_checksum and etag is not None else "size"
+        verified = "size"
+        if self.settings.verify_checksum:
+            # An encrypted bucket's ETag is no MD5, but the server still checked Content-MD5 before storing.
+            verified = "size+md5" if etag is None else "size+etag"
         return Delivered(location=where, size=sent, verified=verified)
 
     async def exists(self, name: str) -> int | None:

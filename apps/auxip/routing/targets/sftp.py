@@ -36,7 +36,8 @@ from auxip.routing.targets.local import (
 
 #: Removing a temporary upload after a failure must not hold the delivery up for long.
 CLEANUP_TIMEOUT = 10.0
-UPLOAD_CHUNK = MAX_REQUESTS * 256 * 1024
+#: Up to this size a file is sent as one write split into parallel requests: what is in flight anyway.
+SMALL_FILE = 16 << 20
 
 
 class SftpTarget:
@@ -81,7 +82,7 @@ class SftpTarget:
             sftp = await self._sftp()
             with self._classified("delivering", final, sftp):
                 try:
-                    check_size(f"{self.name}: {temp}", sent, await _upload(sftp, local, temp))
+                    check_size(f"{self.name}: {temp}", sent, await _upload(sftp, local, temp, sent))
                     await _replace(sftp, temp, final)
                 except BaseException:
                     await self._discard(sftp, temp)
@@ -107,16 +108,20 @@ class SftpTarget:
         await self._source.close()
 
 
-async def _upload(sftp: asyncssh.SFTPClient, local: Path, temp: str) -> int | None:
-    """Write `local` to the new file `temp`; returns the size the server then reports for the still open file."""
-    async with sftp.open(temp, "wb", block_size=BLOCK_SIZE, max_requests=MAX_REQUESTS) as remote:
-        with local.open("rb") as handle:
-            offset = 0
-            while chunk := handle.read(UPLOAD_CHUNK):
-                await remote.write(chunk, offset)  # split into parallel block writes
-                offset += len(chunk)
-        size: int | None = (await remote.stat()).size
-    return size
+async def _upload(sftp: asyncssh.SFTPClient, local: Path, temp: str, size: int) -> int | None:
+    """Write `local` to the new file `temp`; returns the size the server reports for it afterwards."""
+    if size > SMALL_FILE:
+        # Streams with MAX_REQUESTS writes in flight throughout; costs a stat more than the path below.
+        await sftp.put(local, temp, block_size=BLOCK_SIZE, max_requests=MAX_REQUESTS, sparse=False)
+        found: int | None = (await sftp.stat(temp)).size
+        return found
+    # Small files (most auxiliary files) in one parallel write and an fstat on the open handle: two round trips
+    # fewer than `put` (its isdir probe, a stat by path), measurably faster for thousands of 1 MB files.
+    data = await asyncio.to_thread(local.read_bytes)
+    async with sftp.open(temp, "xb", block_size=BLOCK_SIZE, max_requests=MAX_REQUESTS) as remote:
+        await remote.write(data, 0)
+        found = (await remote.stat()).size
+    return found
 
 
 async def _replace(sftp: asyncssh.SFTPClient, temp: str, final: str) -> None:
