@@ -98,13 +98,15 @@ class Run:
 class PipelineSettings:
     workers: int
     concurrency: int
+    processes: int
     #: None: the default SQLite catalog in the data dir; else a PostgreSQL cluster that gets a new database per run.
     postgres: PostgresServer | None
 
     def describe(self) -> str:
         catalog = "SQLite" if self.postgres is None else "PostgreSQL (harness cluster: fsync off)"
         return (
-            f"{catalog} catalog, ingest.workers={self.workers}, sources[].concurrency={self.concurrency}, "
+            f"{catalog} catalog, ingest.workers={self.workers}, ingest.processes={self.processes}, "
+            f"sources[].concurrency={self.concurrency}, "
             "sweep_seconds=1.0, lease_seconds=60, poll_interval=30, settle_seconds=2 (defaults otherwise)"
         )
 
@@ -309,6 +311,7 @@ async def run_pipeline(inputs: InputSet, work: Path, clamd: ClamdServer, setting
     }
     ingest = {
         "workers": settings.workers,
+        "processes": settings.processes,
         "sweep_seconds": 1.0,
         "lease_seconds": 60,
         "retry_base_seconds": 2.0,
@@ -364,6 +367,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4, help="ingest.workers (parallel items per stage)")
     parser.add_argument("--concurrency", type=int, default=2, help="the local source's fetch concurrency")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="ingest.processes (stage processes)")
     parser.add_argument("--large-kind", choices=("safe", "eof"), default="safe", help="netCDF SAFE or EOF XML")
     parser.add_argument("--catalog", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel baseline pipelines")
@@ -396,7 +400,7 @@ def main() -> None:
         clamd = stack.enter_context(run_clamd())
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="auxip-bench-ingest-", dir=args.inputs)))
         postgres = stack.enter_context(run_postgres()) if args.catalog == "postgres" else None
-        settings = PipelineSettings(args.workers, args.concurrency, postgres)
+        settings = PipelineSettings(args.workers, args.concurrency, args.processes, postgres)
         print(f"clamd {clamd.version} on port {clamd.port}")
         for inputs, target in sets:
             compare(inputs, work, clamd, args.jobs, settings, target)

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from aiohttp import web
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from auxip import config_reference
 from auxip.api.app import Services, build_app, run_ingestion, run_subscription_worker
@@ -23,6 +24,8 @@ from auxip.catalog.restore import RestoreConflictError
 from auxip.cli_backup import BackupError, RestoreRefusedError, restore_backup, write_backup
 from auxip.cli_common import (
     EXIT_CODES_HELP,
+    FAILED,
+    USAGE,
     ConfigOption,
     JsonOption,
     echo_json,
@@ -30,14 +33,17 @@ from auxip.cli_common import (
     load,
     open_catalog,
     progress_console,
+    table_console,
 )
 from auxip.cli_products import products_app
 from auxip.cli_sources import sources_app
 from auxip.config import AuxipConfig
 from auxip.ingest import quarantine as quarantine_store
 from auxip.ingest.bus import open_bus
-from auxip.ingest.service import IngestService, stage_counts
+from auxip.ingest.service import IngestService, pipeline_status
 from auxip.logs import configure as configure_logging
+from auxip.routing.engine import delivery_counts, list_deliveries, retry_dead
+from auxip.routing.models import DELIVERY_STATES
 
 app = typer.Typer(help=f"Copernicus Sentinel-1 AUXIP operator commands. {EXIT_CODES_HELP}", no_args_is_help=True)
 users_app = typer.Typer(help="Local users (Basic auth and the embedded token endpoint).", no_args_is_help=True)
@@ -48,6 +54,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(products_app, name="products")
 app.add_typer(sources_app, name="sources")
+routes_app = typer.Typer(help="Routing deliveries: list them, retry the dead-lettered ones.", no_args_is_help=True)
+app.add_typer(routes_app, name="routes")
 
 
 def _store(config: AuxipConfig) -> LocalIdentityStore:
@@ -133,17 +141,36 @@ def config_check(path: Path, as_json: JsonOption = False) -> None:
 
 @app.command()
 def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Items per pipeline state and files held in quarantine."""
+    """Items per pipeline state, backlog, publication rates, latest errors, quarantine and deliveries."""
     config = load(config_path)
     engine = open_catalog(config)
-    stages = stage_counts(engine)
-    held = len(quarantine_store.list_entries(engine))
+    summary = {
+        **pipeline_status(engine),
+        "quarantined": len(quarantine_store.list_entries(engine)),
+        "deliveries": delivery_counts(engine),
+    }
     if as_json:
-        typer.echo(json.dumps({"stages": stages, "quarantined": held}))
+        typer.echo(json.dumps(summary, default=str))
         return
-    for state, count in sorted(stages.items()):
-        typer.echo(f"{state}\t{count}")
-    typer.echo(f"held in quarantine\t{held}")
+    out = table_console()
+    table = Table(title="pipeline")
+    table.add_column("state")
+    table.add_column("items", justify="right")
+    for state, count in sorted(summary["stages"].items()):
+        table.add_row(state, str(count))
+    out.print(table)
+    rates = summary["published"]
+    out.print(
+        f"backlog {summary['backlog']}   published in the last 5 min {rates['last_5_minutes']}, "
+        f"last hour {rates['last_hour']}   held in quarantine {summary['quarantined']}"
+    )
+    if summary["deliveries"]:
+        out.print(
+            "deliveries " + ", ".join(f"{state} {count}" for state, count in sorted(summary["deliveries"].items()))
+        )
+    for error in summary["last_errors"]:
+        out.print(f"[yellow]{error['source']}:{error['name']}[/] ({error['state']}, {error['attempts']} attempts): "
+                  f"{error['last_error']}", highlight=False)  # fmt: skip
 
 
 @quarantine_app.command("list")
@@ -273,6 +300,42 @@ def restore(
         echo_json({"restored_from": str(source), "rows": counts})
         return
     typer.echo(f"restored {source}: catalog now holds " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+
+
+@routes_app.command("list")
+def routes_list(
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+    state: Annotated[str | None, typer.Option("--state", help="pending, delivered or dead")] = None,
+) -> None:
+    """Deliveries of the configured routes, one per (file, target), with attempts and the last error."""
+    if state is not None and state not in DELIVERY_STATES:
+        fail(f"--state must be one of {', '.join(DELIVERY_STATES)}", USAGE)
+    deliveries = list_deliveries(open_catalog(load(config_path)), state)
+    if as_json:
+        typer.echo(json.dumps(deliveries))
+        return
+    out = table_console()
+    table = Table(title="deliveries")
+    for column in ("id", "route", "target", "file", "state", "attempts", "last error"):
+        table.add_column(column)
+    for row in deliveries:
+        table.add_row(str(row["id"]), row["route"], row["target"], row["file_name"], row["state"],
+                      str(row["attempts"]), (row["last_error"] or "")[:80])  # fmt: skip
+    out.print(table)
+
+
+@routes_app.command("retry")
+def routes_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="dead-lettered delivery ids (none: every dead one)")] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put dead-lettered deliveries back with a fresh attempt budget (exit 1 when none matched)."""
+    count = retry_dead(open_catalog(load(config_path)), ids or None)
+    typer.echo(json.dumps({"retried": count}) if as_json else f"{count} deliveries back in the queue")
+    if count == 0:
+        raise typer.Exit(FAILED)
 
 
 def main() -> None:

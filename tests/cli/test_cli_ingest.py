@@ -49,7 +49,13 @@ async def ingested(tmp_path: Path, clamd: ClamdServer) -> Path:
 def test_status_counts_items_per_state(ingested: Path) -> None:
     result = runner.invoke(app, ["status", "-c", str(ingested), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"stages": {"quarantined": 2}, "quarantined": 2}
+    summary = json.loads(result.output)
+    assert summary["stages"] == {"quarantined": 2}
+    assert summary["quarantined"] == 2
+    assert summary["backlog"] == 0
+    assert summary["published"] == {"last_5_minutes": 0, "last_hour": 0}
+    assert summary["last_errors"] == []
+    assert summary["deliveries"] == {}
 
 
 def test_quarantine_list_release_purge_are_audited(ingested: Path) -> None:
@@ -75,6 +81,7 @@ def test_quarantine_list_release_purge_are_audited(ingested: Path) -> None:
     assert {entry["name"]: entry["status"] for entry in every} == {VIRUS: "purged", "README.txt": "released"}
     status = json.loads(runner.invoke(app, ["status", "-c", str(ingested), "--json"]).output)
     assert status["stages"] == {"quarantined": 1, "scanned": 1}  # the released file waits to be prepared again
+    assert status["backlog"] == 1
 
     engine = make_engine(load_config(ingested).catalog_url)
     with engine.connect() as conn:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.process
 import os
 import shutil
+import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -25,7 +28,7 @@ from auxip.config import AuxipConfig
 from auxip.ingest.bus import EventBus
 from auxip.ingest.discovery import Discovery
 from auxip.ingest.eviction import evict_expired
-from auxip.ingest.models import FLOW, IngestItem
+from auxip.ingest.models import FLOW, TERMINAL, IngestItem
 from auxip.ingest.quarantine import Rejection, quarantine
 from auxip.ingest.scanner import ClamdScanner
 from auxip.ingest.sources.base import Source
@@ -76,6 +79,37 @@ def stage_counts(engine: Engine) -> dict[str, int]:
         return {state: int(count) for state, count in rows}
 
 
+def pipeline_status(engine: Engine, now: datetime | None = None) -> dict[str, Any]:
+    """What `auxip status` shows: items per state, the backlog, publication rates and the latest errors."""
+    now = now or utcnow()
+    stages = stage_counts(engine)
+    with engine.connect() as conn:
+        rates = {
+            label: int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(IngestItem)
+                    .where(IngestItem.state.in_(("published", "announced")), IngestItem.updated_at >= now - window)
+                ).scalar_one()
+            )
+            for label, window in (("last_5_minutes", timedelta(minutes=5)), ("last_hour", timedelta(hours=1)))
+        }
+        errors = conn.execute(
+            select(IngestItem.id, IngestItem.source, IngestItem.name, IngestItem.state, IngestItem.attempts,
+                   IngestItem.last_error)
+            .where(IngestItem.last_error.is_not(None), IngestItem.state.not_in(TERMINAL))
+            .order_by(IngestItem.updated_at.desc())
+            .limit(5)
+        )  # fmt: skip
+        last_errors = [dict(row._mapping) for row in errors]
+    return {
+        "stages": stages,
+        "backlog": sum(count for state, count in stages.items() if state not in TERMINAL),
+        "published": rates,
+        "last_errors": last_errors,
+    }
+
+
 @dataclass
 class _Wakes:
     events: dict[str, asyncio.Event]
@@ -85,7 +119,12 @@ class _Wakes:
 
 
 class IngestService:
-    def __init__(self, config: AuxipConfig, engine: Engine, storage: Storage, bus: EventBus) -> None:
+    def __init__(
+        self, config: AuxipConfig, engine: Engine, storage: Storage, bus: EventBus, stages_only: bool = False
+    ) -> None:
+        #: A helper process (`ingest.processes` > 1): stage workers only; discovery, eviction, deliveries and the
+        #: helpers themselves run in the main process.
+        self.stages_only = stages_only
         self.config = config
         self.engine = engine
         self.bus = bus
@@ -309,7 +348,13 @@ class IngestService:
         released = release_orphaned_claims(self.engine)
         if released:
             log.info("released orphaned claims", extra={"items": released})
-        tasks = [asyncio.create_task(self._discovery_loop(name, stop)) for name in self.sources]
+        tasks: list[asyncio.Task[None]] = []
+        helpers = [] if self.stages_only else _start_helpers(self.config)
+        if not self.stages_only:
+            tasks += [asyncio.create_task(self._discovery_loop(name, stop)) for name in self.sources]
+            tasks.append(asyncio.create_task(self._eviction_loop(stop)))
+            if self.routing is not None:
+                tasks.append(asyncio.create_task(self.routing.run(stop)))
         tasks += [
             asyncio.create_task(self._stage_loop("discovered", s.concurrency, stop, [s.name]))
             for s in self.config.sources
@@ -319,15 +364,13 @@ class IngestService:
             for state in self.stages
             if state != "discovered"
         ]
-        if self.routing is not None:
-            tasks.append(asyncio.create_task(self.routing.run(stop)))
-        tasks.append(asyncio.create_task(self._eviction_loop(stop)))
         try:
             await stop.wait()
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(_stop_helpers, helpers)
 
     def status(self) -> Mapping[str, Any]:
         return {"stages": stage_counts(self.engine)}
@@ -340,3 +383,56 @@ async def _either(event: asyncio.Event, stop: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+# --- helper processes: one event loop per core ------------------------------------------------------------------
+
+
+def _start_helpers(config: AuxipConfig) -> list[multiprocessing.process.BaseProcess]:
+    """`ingest.processes - 1` helper processes running the stage workers on the same database.
+
+    One asyncio loop drives one core: its SQL, JSON and bookkeeping hold the GIL. Helpers claim items like any other
+    worker, so nothing is done twice; they are started fresh (spawn) so they share no connection with this process.
+    """
+    context = multiprocessing.get_context("spawn")
+    helpers: list[multiprocessing.process.BaseProcess] = [
+        context.Process(target=_helper_main, args=(config,), name=f"auxip-stages-{index}", daemon=True)
+        for index in range(1, config.ingest.processes)
+    ]
+    for helper in helpers:
+        helper.start()
+    return helpers
+
+
+def _stop_helpers(helpers: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    for helper in helpers:
+        helper.terminate()  # SIGTERM: a clean stop, claims given back
+    for helper in helpers:
+        helper.join(30)
+        if helper.is_alive():
+            helper.kill()
+
+
+def _helper_main(config: AuxipConfig) -> None:
+    from auxip.catalog.migrate import make_engine
+    from auxip.ingest.bus import open_bus
+    from auxip.logs import configure
+
+    configure(config.log_format)
+
+    async def main() -> None:
+        engine = make_engine(config.catalog_url)
+        storage = config.open_storage()
+        bus = open_bus(config.bus.url, engine, config.bus.topic_prefix)
+        service = IngestService(config, engine, storage, bus, stages_only=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            await service.run(stop)
+        finally:
+            await service.close()
+            await bus.close()
+            await storage.close()
+            engine.dispose()
+
+    asyncio.run(main())

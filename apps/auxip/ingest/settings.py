@@ -48,6 +48,8 @@ class IngestSettings(_Section):
     lease_seconds: float = Field(60.0, ge=5)
     #: Parallel items per stage in this process (fetches are bounded per source by `sources[].concurrency`).
     workers: int = Field(4, ge=1, le=64)
+    #: Processes running the stages (one event loop drives one core): set it to the cores the pipeline may use.
+    processes: int = Field(1, ge=1, le=64)
     #: How often idle stages look for due items besides being woken by the previous stage.
     sweep_seconds: float = Field(1.0, gt=0)
     #: Keep this much free space in staging beyond the file being fetched.
