@@ -2,7 +2,7 @@
 
 import pulumi
 
-from auxip.deploy.layer import Apps
+from auxip.deploy.layer import Apps, AppsArgs
 from auxip_platform.infra.layer import Infra, InfraArgs
 from auxip_platform.infra.stack_config import load_engine_config
 from auxip_platform.monitoring.layer import Monitoring
@@ -12,6 +12,7 @@ from auxip_platform.security.layer import Security
 config = load_engine_config()
 stack = pulumi.get_stack()
 layers = config.layers
+baseline: Baseline | None = None
 
 if layers.infra:
     infra = Infra(f"{stack}-infra", InfraArgs(environment=config.environment, stack=stack, config=config.infra))
@@ -21,7 +22,7 @@ if layers.infra:
 if layers.platform:
     baseline = Baseline(
         f"{stack}-baseline",
-        BaselineArgs(kubernetes_version=config.kubernetes.version, namespaces=config.kubernetes.namespaces),
+        BaselineArgs(kubernetes_version=config.kubernetes.version, namespaces=config.baseline_namespaces),
     )
     pulumi.export("namespaces", [ns.name for ns in config.kubernetes.namespaces])
 if layers.security:
@@ -29,6 +30,16 @@ if layers.security:
 if layers.monitoring:
     Monitoring(f"{stack}-monitoring")
 if layers.apps:
-    Apps(f"{stack}-apps")
+    Apps(
+        f"{stack}-apps",
+        AppsArgs(
+            registry_prefix=config.registry_prefix,
+            kubernetes_version=config.kubernetes.version,
+            namespaces=config.kubernetes.namespaces,
+            config=config.apps,
+        ),
+        # Hosted applications' objects go into namespaces of the baseline (the routes ConfigMap, exchange policies).
+        pulumi.ResourceOptions(depends_on=[baseline] if baseline else None),
+    )
 
 pulumi.export("environment", config.environment)

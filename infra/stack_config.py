@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from auxip.deploy.config import AppsConfig, ExchangeStorage
 from auxip_platform.infra.config import InfraConfig
 
 PROJECT = "auxip-platform"
@@ -91,6 +92,63 @@ class StackConfig(StrictModel):
     kubernetes: KubernetesConfig = KubernetesConfig()
     #: Machines for the platform (OpenStack or existing hosts); without it the infra layer creates nothing.
     infra: InfraConfig | None = None
+    apps: AppsConfig = AppsConfig()
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        """(key, problem) pairs that involve several sections; each key names the entry to fix."""
+        return _hosted_app_problems(self)
+
+    @property
+    def baseline_namespaces(self) -> list[NamespaceConfig]:
+        """The declared namespaces the baseline creates: all but those of hosted applications, which create their own
+        (with the same helper) so that their quotas, policies and workloads are children of the application."""
+        owned = {app.namespace for app in self.apps.hosted if app.kind == "kubernetes"}
+        return [ns for ns in self.kubernetes.namespaces if ns.name not in owned]
+
+
+def _hosted_vm_names(infra: InfraConfig | None) -> set[str]:
+    if infra is None:
+        return set()
+    if infra.openstack is not None:
+        return {vm.name for vm in infra.openstack.hosted_vms}
+    return {host.group for host in infra.existing_hosts if host.role == "hosted" and host.group}
+
+
+def _vm_reaches_storage(infra: InfraConfig | None, storage: ExchangeStorage) -> bool:
+    """False only when the OpenStack security groups provably block the VM from its inbox/outbox."""
+    openstack = infra.openstack if infra else None
+    if openstack is None or not openstack.restrict_egress:
+        return True  # existing hosts: their firewall is managed elsewhere
+    return any(
+        storage.cidr.subnet_of(rule.cidr) and rule.protocol == "tcp" and storage.port in rule.ports
+        for rule in openstack.egress
+    )
+
+
+def _hosted_app_problems(config: StackConfig) -> list[tuple[str, str]]:
+    apps = config.apps
+    if not apps.hosted:
+        return []
+    problems = []
+    namespaces = {ns.name for ns in config.kubernetes.namespaces}
+    if apps.auxip_namespace not in namespaces:
+        problems.append(
+            ("apps.auxipNamespace", f"{apps.auxip_namespace!r} is not in kubernetes.namespaces (the routes go there)")
+        )
+    vms = _hosted_vm_names(config.infra)
+    storage = apps.exchange_storage
+    for index, app in enumerate(apps.hosted):
+        key = f"apps.hosted.{index}"
+        if app.kind == "kubernetes" and app.namespace not in namespaces:
+            why = f"declare its namespace {app.namespace!r} in kubernetes.namespaces (with its Pod Security level)"
+            problems.append((f"{key}.name", why))
+        elif app.kind == "vm" and app.name not in vms:
+            why = f"vm, but the infra layer has no hosted VM {app.name!r} (openstack.hostedVms[].name, or an "
+            problems.append((f"{key}.kind", why + "existing host with role hosted and that group)"))
+        elif app.kind == "vm" and storage is not None and not _vm_reaches_storage(config.infra, storage):
+            why = f"vm, but no infra.openstack.egress rule lets it reach exchangeStorage {storage.cidr}:{storage.port}"
+            problems.append((f"{key}.kind", why))
+    return problems
 
 
 def _decode(value: Any) -> Any:
@@ -129,9 +187,14 @@ def load_stack_config(
     if problems:
         raise StackConfigError(f"invalid stack configuration in {where}:\n" + "\n".join(problems))
     try:
-        return StackConfig.model_validate(ours)
+        stack_config = StackConfig.model_validate(ours)
     except ValidationError as exc:
         raise StackConfigError(_format_errors(exc, where)) from None
+    cross = stack_config.cross_check()
+    if cross:
+        lines = "\n".join(f"  {PROJECT}:{key}: {message}" for key, message in cross)
+        raise StackConfigError(f"invalid stack configuration in {where}:\n{lines}")
+    return stack_config
 
 
 def _as_engine_value(value: Any) -> str:

@@ -1,0 +1,315 @@
+"""The `apps` section of the stack configuration: applications hosted on the platform and their exchanges.
+
+Composed into `StackConfig` (`auxip-platform:apps`) like the infra section; checks that involve other sections (the
+infra layer's hosted VMs, the baseline's namespaces) are `StackConfig.cross_check`'s. Kept in the `auxip` package so
+that the deploy modules type-check against it (mypy cannot see through the editable install of `auxip_platform`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from auxip.ingest.sources.settings import SCHEMES as SOURCE_SCHEMES
+from auxip.routing.settings import TARGET_SCHEMES
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class StrictModel(BaseModel):
+    # Same conventions as StackConfig: unknown keys are errors, keys are camelCase as in Pulumi config.
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+CREDENTIALS_REFERENCE = r"^(env|file|vault):.+$"
+CPU_QUANTITY = r"^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$"
+MEMORY_QUANTITY = r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$"
+HOSTNAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+#: A repository path and a tag and/or digest; the registry comes from `registryPrefix`, never from here.
+IMAGE_REFERENCE = re.compile(
+    r"^(?P<path>[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+#: The peer of an exchange that is the AUXIP itself: its ingestion (out) or its published products (in).
+AUXIP_INGESTION = "auxip-ingestion"
+#: Schemes an external peer cannot have: local to the AUXIP, or (s3) needing an endpoint this model does not carry.
+LOCAL_SCHEMES = frozenset({"file", "inbox", "s3"})
+#: Rolling updates start one extra pod before stopping an old one: the quota must leave room for it.
+SURGE_PODS = 1
+_SCHEME_PORTS = {"sftp": 22, "ftp": 21, "ftps": 21, "http": 80, "https": 443, "webdav": 80, "webdavs": 443}
+_SCHEME_PORTS |= {"odata": 80, "odatas": 443, "s3": 443}
+_MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    return int(quantity[:-2]) * _MEMORY_UNITS[quantity[-2:]]
+
+
+def default_port(url: str) -> int:
+    """The port a URL reaches: its own, else its scheme's well-known port."""
+    parts = urlsplit(url)
+    return parts.port or _SCHEME_PORTS[parts.scheme]
+
+
+def _not_world(network: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    if network.prefixlen == 0:
+        raise ValueError("0.0.0.0/0 is not allowed here: give the peer's own addresses")
+    return network
+
+
+def _endpoint_url(value: str, schemes: Iterable[str]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise ValueError(f"unsupported scheme {parts.scheme!r}; use one of {', '.join(sorted(schemes))}")
+    if not parts.hostname:
+        raise ValueError(f"{value!r} names no host: the NetworkPolicy needs a remote peer")
+    if parts.username or parts.password:
+        raise ValueError("credentials do not belong in the URL: give a `credentials` reference (env:/file:/vault:)")
+    return value
+
+
+class ExchangeStorage(StrictModel):
+    """The S3 bucket holding every hosted application's inbox and outbox (`<prefix>/<app>/inbox|outbox/`)."""
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = Field(default="apps", pattern=r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
+    endpoint_url: str
+    #: The endpoint's addresses: the only egress the applications' pods (and the AUXIP's exchange pods) get for it.
+    cidr: ipaddress.IPv4Network
+    region: str = "us-east-1"
+    #: How the AUXIP authenticates to the bucket (a reference, never the key itself).
+    credentials: str = Field(pattern=CREDENTIALS_REFERENCE)
+
+    _endpoint = field_validator("endpoint_url")(classmethod(lambda cls, value: _endpoint_url(value, ("https",))))
+    _cidr = field_validator("cidr")(classmethod(lambda cls, value: _not_world(value)))
+
+    @property
+    def port(self) -> int:
+        return default_port(self.endpoint_url)
+
+
+class ReverseProxy(StrictModel):
+    """The platform's ingress controller: the class hosted applications' Ingresses use, and where its pods run."""
+
+    class_name: str = Field(default="nginx", pattern=DNS_LABEL)
+    namespace: str = Field(default="ingress-nginx", pattern=DNS_LABEL)
+
+
+class ExternalPeer(StrictModel):
+    """An endpoint outside the platform: where an outbound exchange delivers or an inbound one polls."""
+
+    url: str
+    #: The peer's addresses, for the egress NetworkPolicy (a DNS name cannot be used in one).
+    cidr: ipaddress.IPv4Network
+    credentials: str | None = Field(default=None, pattern=CREDENTIALS_REFERENCE)
+
+    _cidr = field_validator("cidr")(classmethod(lambda cls, value: _not_world(value)))
+
+
+def _peer_kind(value: Any) -> str:
+    return "auxip" if isinstance(value, str) else "external"
+
+
+Peer = Annotated[
+    Annotated[Literal["auxip-ingestion"], Tag("auxip")] | Annotated[ExternalPeer, Tag("external")],
+    Discriminator(_peer_kind),
+]
+
+
+class Exchange(StrictModel):
+    """One flow of files between a hosted application and a peer, moved by the AUXIP (compiled into routes)."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=30)
+    #: out: from the application's outbox to the peer; in: from the peer into the application's inbox.
+    direction: Literal["in", "out"]
+    peer: Peer
+    #: Product types (the name's type field, e.g. `MPL_ORBPRE`) the exchange carries; all when empty.
+    product_types: list[Annotated[str, Field(pattern=r"^[A-Z0-9_]{3,10}$")]] = Field(default_factory=list)
+    #: A regular expression searched in the file name.
+    name_pattern: str | None = None
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    #: The peer's port, for the egress NetworkPolicy; defaults to the peer URL's (or its scheme's) port.
+    port: int | None = Field(default=None, ge=1, le=65535, validate_default=True)
+
+    @field_validator("peer")
+    @classmethod
+    def _peer_url_fits_direction(cls, value: str | ExternalPeer, info: ValidationInfo) -> str | ExternalPeer:
+        if isinstance(value, ExternalPeer):
+            # The AUXIP polls an inbound peer as a source and delivers to an outbound one as a target.
+            schemes = set(SOURCE_SCHEMES if info.data.get("direction") == "in" else TARGET_SCHEMES) - LOCAL_SCHEMES
+            _endpoint_url(value.url, schemes)
+        return value
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port_of_the_peer(cls, value: int | None, info: ValidationInfo) -> int | None:
+        peer = info.data.get("peer")
+        if peer == AUXIP_INGESTION:
+            if value is not None:
+                raise ValueError("an exchange with auxip-ingestion opens no network path: remove `port`")
+            return None
+        if isinstance(peer, ExternalPeer):
+            url_port = default_port(peer.url)
+            if value is not None and urlsplit(peer.url).port not in (None, value):
+                raise ValueError(f"{value} differs from the port of the peer URL ({url_port})")
+            return value or url_port
+        return value  # the peer itself is invalid and already reported
+
+
+class ComputeAmounts(StrictModel):
+    cpu: str = Field(pattern=CPU_QUANTITY)
+    memory: str = Field(pattern=MEMORY_QUANTITY)
+
+    def fits_in(self, other: ComputeAmounts, times: int = 1) -> bool:
+        return millicores(self.cpu) * times <= millicores(other.cpu) and memory_bytes(
+            self.memory
+        ) * times <= memory_bytes(other.memory)
+
+
+class AppResources(StrictModel):
+    requests: ComputeAmounts
+    limits: ComputeAmounts
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> AppResources:
+        if not self.requests.fits_in(self.limits):
+            raise ValueError("requests must not exceed limits")
+        return self
+
+
+class AppQuota(AppResources):
+    """The namespace's ResourceQuota (sums over its pods)."""
+
+    pods: int = Field(default=4, ge=1, le=100)
+
+
+class HostedAppConfig(StrictModel):
+    """An application hosted on the platform: in its own namespace (`kind: kubernetes`, `hosted-<name>`, declared in
+    `kubernetes.namespaces` with its Pod Security level) or on a VM of the infra layer (`kind: vm`,
+    `openstack.hostedVms[]` or an existing host with role hosted, of the same name)."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=20)
+    kind: Literal["kubernetes", "vm"]
+    #: Repository path with a tag or digest, pulled through `registryPrefix` (e.g. `esa/s1-mp:4.2.1@sha256:...`).
+    image: str | None = Field(default=None, validate_default=True)
+    replicas: int = Field(default=1, ge=1, le=10)
+    resources: AppResources | None = None
+    quota: AppQuota | None = None
+    #: The container's port (probes, and the Ingress backend).
+    port: int | None = Field(default=None, ge=1024, le=65535)
+    #: With `port`: an HTTP path for the probes (a TCP check otherwise).
+    health_path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9._~/-]*$")
+    run_as_user: int = Field(default=10001, ge=10000)
+    #: Public host name behind the platform's reverse proxy (TLS); none: not reachable from outside.
+    ingress_host: str | None = Field(default=None, pattern=HOSTNAME)
+    exchanges: list[Exchange] = Field(default_factory=list)
+
+    @property
+    def namespace(self) -> str:
+        return f"hosted-{self.name}"
+
+    @field_validator("image")
+    @classmethod
+    def _pinned_repository_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("kind") == "kubernetes":
+                raise ValueError("required for kind kubernetes")
+            return None
+        if info.data.get("kind") == "vm":
+            raise ValueError("a VM-hosted application has no image: remove it")
+        first = value.split("/", 1)[0]
+        if "/" in value and ("." in first or ":" in first or first == "localhost"):
+            raise ValueError(f"{value!r} names a registry: give the repository path, it is pulled via registryPrefix")
+        match = IMAGE_REFERENCE.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a repository path with a tag or digest")
+        if not match["digest"] and match["tag"] in (None, "latest"):
+            raise ValueError(f"{value!r} is not pinned: add a version tag (not latest) or an @sha256 digest")
+        return value
+
+    @field_validator("exchanges")
+    @classmethod
+    def _unique_exchanges(cls, value: list[Exchange]) -> list[Exchange]:
+        names = [exchange.name for exchange in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate exchange names: {', '.join(duplicates)}")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> HostedAppConfig:
+        if self.kind == "vm":
+            given = [
+                key
+                for key, value in (
+                    ("resources", self.resources),
+                    ("quota", self.quota),
+                    ("port", self.port),
+                    ("ingressHost", self.ingress_host),
+                )
+                if value
+            ]
+            if given:
+                raise ValueError(
+                    f"kind vm: {', '.join(given)} only apply to kind kubernetes (the VM is sized in infra)"
+                )
+            return self
+        if self.resources is None or self.quota is None:
+            raise ValueError("kind kubernetes needs `resources` and `quota`")
+        if self.ingress_host and self.port is None:
+            raise ValueError("ingressHost needs `port` (the Ingress backend)")
+        if self.health_path and self.port is None:
+            raise ValueError("healthPath needs `port`")
+        pods = self.replicas + SURGE_PODS
+        for kind in ("requests", "limits"):
+            if not getattr(self.resources, kind).fits_in(getattr(self.quota, kind), pods):
+                raise ValueError(
+                    f"quota.{kind} cannot hold {pods} pods ({self.replicas} replicas and one rolling-update surge) "
+                    f"of resources.{kind}"
+                )
+        if self.quota.pods < pods:
+            raise ValueError(f"quota.pods {self.quota.pods} is below {pods} (replicas and one rolling-update surge)")
+        return self
+
+
+class AppsConfig(StrictModel):
+    #: Where the AUXIP runs: its exchange pods move the files and read the compiled routes (ConfigMap auxip-routes).
+    auxip_namespace: str = Field(default="auxip", pattern=DNS_LABEL)
+    exchange_storage: ExchangeStorage | None = None
+    reverse_proxy: ReverseProxy = ReverseProxy()
+    hosted: list[HostedAppConfig] = Field(default_factory=list)
+
+    @field_validator("hosted")
+    @classmethod
+    def _unique_apps(cls, value: list[HostedAppConfig]) -> list[HostedAppConfig]:
+        names = [app.name for app in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate application names: {', '.join(duplicates)}")
+        return value
+
+    @model_validator(mode="after")
+    def _storage_for_apps(self) -> AppsConfig:
+        if self.hosted and self.exchange_storage is None:
+            raise ValueError("hosted applications exchange through exchangeStorage: configure it")
+        return self
