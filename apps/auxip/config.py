@@ -35,6 +35,7 @@ class Section(BaseModel):
 
 
 class ApiConfig(Section):
+    #: host:port the API listens on.
     listen: str = Field("127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$")
     #: Most products one page may hold; larger `$top` values are capped and answered with `@odata.nextLink`.
     max_page_size: int = Field(1000, ge=1000, le=10000)
@@ -54,6 +55,7 @@ class CatalogConfig(Section):
 
 
 class S3Config(Section):
+    #: An S3-compatible server's endpoint (none: AWS, from the region).
     endpoint_url: str | None = None
     region: str = "us-east-1"
     #: Credentials are read from these environment variables, never from the file.
@@ -101,17 +103,21 @@ class AuthConfig(Section):
 
 
 class QuotaConfig(Section):
+    #: Per user; beyond it 429 with Retry-After.
     max_parallel_downloads: int = Field(4, ge=1)
+    #: Per user over a sliding 24 h window; beyond it 429 with Retry-After.
     max_bytes_per_day: int = Field(500 * 1024**3, ge=1)
 
 
 class AuxipConfig(Section):
+    #: Catalog, products, staging, quarantine and the token signing key live under it by default.
     data_dir: Path
     api: ApiConfig = ApiConfig()
     catalog: CatalogConfig = CatalogConfig()
     storage: StorageConfig = StorageConfig()
     auth: AuthConfig = AuthConfig()
     quotas: QuotaConfig = QuotaConfig()
+    #: `json`: one JSON object per line on stdout, with each record's context and the pid.
     log_format: Literal["json", "text"] = "json"
     #: External sources the pipeline ingests from (none: the service only serves what is already published).
     sources: list[SourceSettings] = []

@@ -85,7 +85,8 @@ def test_descriptions_come_from_the_comments_above_the_fields() -> None:
     comments = config_reference.field_comments(SourceSettings)
     assert comments["url"].startswith("`file:///dir`, `sftp://host:port/dir`")
     assert comments["url"].endswith("(another AUXIP or PRIP).")  # both comment lines, joined
-    assert "name" not in comments  # no comment: no description rather than a neighbour's
+    assert comments["name"] == "Unique; routes refer to it."
+    assert "region" not in comments  # no comment of its own: nothing borrowed from the field above it
     keys = {key.path: key for key in config_reference.reference()}
     assert keys["api.max_page_size"].type == "integer, >= 1000, <= 10000"
     assert keys["scanner"].type == 'mapping | "disabled" | null'

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from auxip_testing import app_image
 from auxip_testing.cache import cache_root, maven_artifact
 from auxip_testing.collections_cache import collections_path
 from auxip_testing.host_image import ensure_image
@@ -28,6 +29,8 @@ STEPS: list[tuple[str, Callable[[], object]]] = [
     ("newman, the Postman CLI runner for ESA's conformance suite (npm registry)", newman_binary),
     ("checkov in its own venv (PyPI; its pins conflict with the project's)", checkov_python),
     ("Debian 12 systemd test-host image (debootstrap + podman import)", ensure_image),
+    ("AUXIP apps base image (debootstrap minbase + podman import)", app_image.ensure_base),
+    ("Wheelhouse of the apps image's runtime dependencies (PyPI)", app_image.dependency_wheelhouse),
 ]
 
 

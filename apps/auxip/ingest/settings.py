@@ -39,6 +39,7 @@ class IngestSettings(_Section):
     unknown_types: Literal["quarantine", "publish"] = "quarantine"
     #: Failed attempts of one stage before the item is quarantined (`stage-failed`); scanner outages do not count.
     max_attempts: int = Field(8, ge=1)
+    #: Exponential backoff with jitter between attempts of a stage: first and largest delay.
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(600.0, gt=0)
     #: Consecutive source failures that open its circuit, and for how long at first (doubling to 1 h).

@@ -85,7 +85,9 @@ class PostDelivery(_Section):
 
 class RouteSettings(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    #: `{source: <name>}` or `{event: product.published, product_types, name_pattern, platforms, attributes}`.
     trigger: SourceTrigger | PublishedTrigger
+    #: One delivery per file and target, exactly once.
     targets: list[TargetSettings] = Field(min_length=1)
     post_delivery: PostDelivery = PostDelivery()
     #: Failed attempts per (file, target) before the delivery is dead-lettered (listed and retried by the CLI).

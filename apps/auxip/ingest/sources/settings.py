@@ -17,10 +17,12 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: Unique; routes refer to it.
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     #: `file:///dir`, `sftp://host:port/dir`, `ftp://`, `ftps://` (explicit TLS), `http(s)://host/dir/` (directory
     #: listing), `webdav(s)://host/dir/`, `s3://bucket/prefix`, `odata(s)://host/odata/v1` (another AUXIP or PRIP).
     url: str
+    #: Seconds between listings (local directories also react to inotify at once).
     poll_interval: float = Field(30.0, gt=0, le=86400)
     #: Regular expressions on the entry name; an entry is taken when one matches (all entries when empty).
     include: list[str] = []
@@ -28,10 +30,12 @@ class SourceSettings(BaseModel):
     product_types: list[str] = []
     #: Entries modified (or published, for OData) before this instant are ignored.
     ignore_before: datetime | None = None
+    #: Parallel transfers from this source.
     concurrency: int = Field(2, ge=1, le=64)
     #: Bytes per second for this source's transfers together; none when unset.
     bandwidth_limit: int | None = Field(None, ge=1024)
     credentials: str | None = Field(None, pattern=r"^(env|file|vault):.+$")
+    #: TLS certificate verification (on unless written off).
     verify_tls: bool = True
     #: S3 sources: the endpoint of an S3-compatible server (none: AWS's regional endpoint).
     endpoint_url: str | None = None
