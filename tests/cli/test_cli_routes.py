@@ -75,3 +75,20 @@ async def test_dead_letter_listed_retried_and_delivered(tmp_path: Path, clamd: C
     assert nothing.exit_code == 1
     bad = runner.invoke(app, ["routes", "list", "-c", str(path), "--state", "lost"])
     assert bad.exit_code == 2
+
+
+def test_config_check_explains_route_errors_by_key(tmp_path: Path) -> None:
+    path = tmp_path / "auxip.yaml"
+    route = {"name": "r", "trigger": {"event": "product.published", "name_pattern": "["},
+             "targets": [{"name": "t", "url": "nfs://archive/x"}]}  # fmt: skip
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "routes": [route]}))
+    bad = runner.invoke(app, ["config", "check", str(path)])
+    assert bad.exit_code == 2
+    assert "routes.0.trigger.event.name_pattern: invalid regular expression '['" in bad.output
+    assert "routes.0.targets.0.url: unsupported target scheme 'nfs'" in bad.output
+    assert "SourceTrigger" not in bad.output  # one kind of trigger is explained, not both
+    orphan = {"name": "r", "trigger": {"source": "nowhere"}, "targets": [{"name": "t", "url": "file:///srv/out"}]}
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "routes": [orphan]}))
+    missing = runner.invoke(app, ["config", "check", str(path)])
+    assert missing.exit_code == 2
+    assert "routes.0.trigger.source: no source named 'nowhere' in sources[]" in missing.output

@@ -12,7 +12,6 @@ migrating an empty catalog at once crash one of them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -23,7 +22,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +34,11 @@ from sqlalchemy import Engine, func, select, text
 from auxip.catalog.migrate import make_engine, upgrade
 from auxip.catalog.models import Product
 from auxip.config import AuxipConfig
-from auxip.ingest.bus import PRODUCT_PUBLISHED, open_bus
+from auxip.ingest.bus import PRODUCT_PUBLISHED
 from auxip.ingest.models import TERMINAL, IngestItem
 from auxip.ingest.naming import parse_name
-from auxip.ingest.service import IngestService
-from auxip.storage import Storage
 from auxip_testing.clamd import ClamdServer
-from auxip_testing.ingest import PublishedFile, published, settled, states
+from auxip_testing.ingest import PublishedFile, published, running_pipeline, settled, states
 from auxip_testing.kafka_events import KafkaRecord, end_offsets, read_topic
 from auxip_testing.postgres import PostgresServer
 from auxip_testing.process import free_port, port_open
@@ -192,24 +189,6 @@ def _assert_events_cover(
 # --- 1. one in-process service --------------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _running(config: AuxipConfig, storage: Storage) -> AsyncIterator[Engine]:
-    engine = make_engine(config.catalog_url)
-    bus = open_bus(config.bus.url, engine, config.bus.topic_prefix)
-    service = IngestService(config, engine, storage, bus)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    try:
-        yield engine
-    finally:
-        stop.set()
-        await task
-        await service.close()
-        await bus.close()
-        await storage.close()
-        engine.dispose()
-
-
 async def test_one_service_publishes_to_s3_and_announces_once_on_kafka(
     tmp_path: Path, production: Production, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,8 +197,7 @@ async def test_one_service_publishes_to_s3_and_announces_once_on_kafka(
     upgrade(config.catalog_url)
     for name, value in production.credentials().items():
         monkeypatch.setenv(name, value)
-    storage = config.open_storage()
-    async with _running(config, storage) as engine:
+    async with running_pipeline(config) as engine:
         await settled(engine, len(inputs), timeout=60)
         products = _assert_catalog_and_storage_exactly_once(production, engine, _expected_names(inputs))
         ids = _product_ids(engine)

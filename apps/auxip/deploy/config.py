@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from auxip.ingest.sources.settings import SCHEMES as SOURCE_SCHEMES
 from auxip.routing.settings import TARGET_SCHEMES
+from auxip.validation import Regex
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
@@ -136,7 +137,7 @@ class Exchange(StrictModel):
     #: Product types (the name's type field, e.g. `MPL_ORBPRE`) the exchange carries; all when empty.
     product_types: list[Annotated[str, Field(pattern=r"^[A-Z0-9_]{3,10}$")]] = Field(default_factory=list)
     #: A regular expression searched in the file name.
-    name_pattern: str | None = None
+    name_pattern: Regex | None = None
     protocol: Literal["TCP", "UDP"] = "TCP"
     #: The peer's port, for the egress NetworkPolicy; defaults to the peer URL's (or its scheme's) port.
     port: int | None = Field(default=None, ge=1, le=65535, validate_default=True)
@@ -148,16 +149,6 @@ class Exchange(StrictModel):
             # The AUXIP polls an inbound peer as a source and delivers to an outbound one as a target.
             schemes = set(SOURCE_SCHEMES if info.data.get("direction") == "in" else TARGET_SCHEMES) - LOCAL_SCHEMES
             _endpoint_url(value.url, schemes)
-        return value
-
-    @field_validator("name_pattern")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
         return value
 
     @field_validator("port")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from auxip.validation import Regex, scheme_in
 
 TARGET_SCHEMES = ("file", "sftp", "ftp", "ftps", "s3", "http", "https", "inbox")
 
@@ -28,21 +28,11 @@ class PublishedTrigger(_Section):
     #: Product types or fnmatch patterns (`AUX_*`); all when empty.
     product_types: list[str] = []
     #: A regular expression searched in the product name.
-    name_pattern: str | None = None
+    name_pattern: Regex | None = None
     #: platformSerialIdentifier values (`A`, `B`, ...); all when empty.
     platforms: list[str] = []
     #: Attribute name -> required value (string comparison).
     attributes: dict[str, str] = {}
-
-    @field_validator("name_pattern")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-        return value
 
 
 class TargetSettings(_Section):
@@ -50,7 +40,7 @@ class TargetSettings(_Section):
     (PUT upload), or `inbox://<hosted application>` (the inbox of an application hosted on the platform)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-    url: str
+    url: Annotated[str, AfterValidator(scheme_in(TARGET_SCHEMES, "target"))]
     credentials: str | None = Field(None, pattern=r"^(env|file|vault):.+$")
     verify_tls: bool = True
     ca_file: str | None = None
@@ -59,14 +49,6 @@ class TargetSettings(_Section):
     #: Verify the checksum after upload where the target can tell it (S3 ETag, a remote md5sum over SFTP).
     verify_checksum: bool = True
     concurrency: int = Field(4, ge=1, le=64)
-
-    @field_validator("url")
-    @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in TARGET_SCHEMES:
-            raise ValueError(f"unsupported target scheme {scheme!r}; use one of {', '.join(TARGET_SCHEMES)}")
-        return value
 
 
 class PostDelivery(_Section):
@@ -83,10 +65,20 @@ class PostDelivery(_Section):
         return self
 
 
+def _trigger_kind(value: object) -> str:
+    """A trigger naming a `source` is a source trigger, any other an event trigger: errors then speak of one kind."""
+    if isinstance(value, SourceTrigger) or (isinstance(value, dict) and "source" in value):
+        return "source"
+    return "event"
+
+
 class RouteSettings(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     #: `{source: <name>}` or `{event: product.published, product_types, name_pattern, platforms, attributes}`.
-    trigger: SourceTrigger | PublishedTrigger
+    trigger: Annotated[
+        Annotated[SourceTrigger, Tag("source")] | Annotated[PublishedTrigger, Tag("event")],
+        Discriminator(_trigger_kind),
+    ]
     #: One delivery per file and target, exactly once.
     targets: list[TargetSettings] = Field(min_length=1)
     post_delivery: PostDelivery = PostDelivery()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from auxip.validation import Regex, scheme_in
 
 SCHEMES = ("file", "sftp", "ftp", "ftps", "http", "https", "webdav", "webdavs", "s3", "odata", "odatas")
 
@@ -21,11 +23,11 @@ class SourceSettings(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     #: `file:///dir`, `sftp://host:port/dir`, `ftp://`, `ftps://` (explicit TLS), `http(s)://host/dir/` (directory
     #: listing), `webdav(s)://host/dir/`, `s3://bucket/prefix`, `odata(s)://host/odata/v1` (another AUXIP or PRIP).
-    url: str
+    url: Annotated[str, AfterValidator(scheme_in(SCHEMES, "source"))]
     #: Seconds between listings (local directories also react to inotify at once).
     poll_interval: float = Field(30.0, gt=0, le=86400)
     #: Regular expressions on the entry name; an entry is taken when one matches (all entries when empty).
-    include: list[str] = []
+    include: list[Regex] = []
     #: Product types taken from this source (all when empty): the name's type field must be one of them.
     product_types: list[str] = []
     #: Entries modified (or published, for OData) before this instant are ignored.
@@ -50,24 +52,6 @@ class SourceSettings(BaseModel):
     overlap_seconds: float = Field(300.0, ge=0)
     #: OData sources: the product filter added to the PublicationDate window, e.g. `startswith(Name,'S1A_')`.
     odata_filter: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in SCHEMES:
-            raise ValueError(f"unsupported source scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
-        return value
-
-    @field_validator("include")
-    @classmethod
-    def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return value
 
     @property
     def scheme(self) -> str:

@@ -1,0 +1,34 @@
+"""Field types shared by the configuration models: each check written once, its error naming what to fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+#: A regular expression that compiles.
+Regex = Annotated[str, AfterValidator(_compiles)]
+
+
+def scheme_in(schemes: Collection[str], what: str) -> Callable[[str], str]:
+    """A validator accepting URLs whose scheme is one of `schemes` (`what`: "source", "target")."""
+
+    def check(url: str) -> str:
+        scheme = urlsplit(url).scheme
+        if scheme not in schemes:
+            raise ValueError(f"unsupported {what} scheme {scheme!r}; use one of {', '.join(schemes)}")
+        return url
+
+    return check
