@@ -34,7 +34,7 @@ from auxip.ingest.scanner import ClamdScanner
 from auxip.ingest.sources.base import Source
 from auxip.ingest.sources.factory import open_source
 from auxip.ingest.stages import STAGES, DuplicateProduct, Pipeline, Retry, StagedInputMissing, retry_delay
-from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, reload_held, renew, utcnow, worker_id
+from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, renew, utcnow, worker_id
 from auxip.routing.engine import RoutingEngine, RoutingSettings
 from auxip.storage import Storage
 
@@ -176,22 +176,23 @@ class IngestService:
 
     async def _handle(self, item: Item, worker: str) -> None:
         """Run the item's stage, then — while the stage kept the claim — the following ones in the same task."""
-        current: Item | None = item
-        while current is not None:
-            if not await self._run_stage(self.stages[current.state][0], current, worker):
+        current = item
+        while True:
+            done, held = await self._run_stage(self.stages[current.state][0], current, worker)
+            if not done:
                 return
-            held = reload_held(self.engine, current.id, worker) if self.pipeline.hold else None
             if held is None or held.state not in self.stages or held.state == "discovered":
                 self.wakes[self._next_state(current)].set()
                 return
             current = held
 
-    async def _run_stage(self, stage_name: str, item: Item, worker: str) -> bool:
-        """One stage of one item; True when it succeeded (failures are handled here: quarantine, retry, ...)."""
+    async def _run_stage(self, stage_name: str, item: Item, worker: str) -> tuple[bool, Item | None]:
+        """One stage of one item: (succeeded, the item if the stage kept it); failures are handled here."""
         stage = self.stages[item.state][1]
         keeper = asyncio.create_task(self._keep_claim(item, worker))
+        held: Item | None = None
         try:
-            await stage(self.pipeline, item, worker)
+            held = await stage(self.pipeline, item, worker)
         except Rejection as rejection:
             log.warning(
                 "quarantined",
@@ -235,10 +236,10 @@ class IngestService:
             else:
                 defer(self.engine, item, worker, retry_delay(self.config.ingest, item.attempts + 1), repr(exc))
         else:
-            return True
+            return True, held
         finally:
             keeper.cancel()
-        return False
+        return False, None
 
     def _next_state(self, item: Item) -> str:
         if item.state == "fetched" and item.source in self.pipeline.routed_sources:

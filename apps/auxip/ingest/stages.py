@@ -102,7 +102,8 @@ class Pipeline:
         return self.item_dir(item) / "work"
 
 
-Stage = Callable[[Pipeline, Item, str], Awaitable[None]]
+#: A stage returns the item as it left it when it kept the claim for the next stage (`Pipeline.hold`), else None.
+Stage = Callable[[Pipeline, Item, str], Awaitable[Item | None]]
 
 
 def _remove(path: Path) -> None:
@@ -175,7 +176,7 @@ def _preferred_copy(pipeline: Pipeline, item: Item) -> str | None:
     return None
 
 
-async def fetch(pipeline: Pipeline, item: Item, worker: str) -> None:
+async def fetch(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
     if item.product_name and item.source not in pipeline.routed_sources:
         if _online_md5(pipeline.engine, item.product_name) is not False:
             raise DuplicateProduct(f"{item.product_name} is already published")
@@ -215,7 +216,8 @@ async def fetch(pipeline: Pipeline, item: Item, worker: str) -> None:
             actual = (await asyncio.to_thread(file_digests, target, (algorithm,)))[algorithm]
             if actual.lower() != expected.lower():
                 raise Rejection("checksum-mismatch", f"the source advertised {algorithm} {expected}, got {actual}")
-    advance(pipeline.engine, item, worker, "fetched", {"fetched_bytes": written}, staged_on=pipeline.node)
+    # Handed over, not kept: fetching is bounded per source, the other stages by `ingest.workers`.
+    return advance(pipeline.engine, item, worker, "fetched", {"fetched_bytes": written}, staged_on=pipeline.node)
 
 
 # --- scan --------------------------------------------------------------------------------------------------------
@@ -228,13 +230,12 @@ def _require_staged(pipeline: Pipeline, item: Item) -> Path:
     return path
 
 
-async def scan(pipeline: Pipeline, item: Item, worker: str) -> None:
+async def scan(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
     path = _require_staged(pipeline, item)
     after = "routing" if item.source in pipeline.routed_sources else "scanned"
     if pipeline.scanner is None:
         unscanned = {"scan": {"verdict": "not scanned: scanner disabled"}}
-        advance(pipeline.engine, item, worker, after, unscanned, hold_for=pipeline.hold)
-        return
+        return advance(pipeline.engine, item, worker, after, unscanned, hold_for=pipeline.hold)
     try:
         verdict = await pipeline.scanner.scan_path(path)
     except ScannerUnavailable as exc:
@@ -250,7 +251,7 @@ async def scan(pipeline: Pipeline, item: Item, worker: str) -> None:
         raise Rejection("infected", f"{verdict.signature}{member}", verdict.signature, version)
     faults.point("scan.after")
     clean = {"scan": {"verdict": "clean", "scanner": version}}
-    advance(pipeline.engine, item, worker, after, clean, hold_for=pipeline.hold)
+    return advance(pipeline.engine, item, worker, after, clean, hold_for=pipeline.hold)
 
 
 # --- prepare: validate the name, transform for S1PDGS, extract metadata ------------------------------------------
@@ -267,7 +268,7 @@ def _metadata_json(start: datetime, end: datetime | None, attributes: Mapping[st
     }
 
 
-async def prepare(pipeline: Pipeline, item: Item, worker: str) -> None:
+async def prepare(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
     path = _require_staged(pipeline, item)
     try:
         parsed = parse_name(item.name)
@@ -297,7 +298,7 @@ async def prepare(pipeline: Pipeline, item: Item, worker: str) -> None:
         "checksums": dict(result.checksums),
         "metadata": _metadata_json(metadata.content_date_start, metadata.content_date_end, metadata.attributes),
     }
-    advance(
+    prepared = advance(
         pipeline.engine,
         item,
         worker,
@@ -309,6 +310,7 @@ async def prepare(pipeline: Pipeline, item: Item, worker: str) -> None:
     )
     # The input is no longer needed once the prepared file is recorded; only the published file moves on.
     await asyncio.to_thread(_remove, path)
+    return prepared
 
 
 # --- store -------------------------------------------------------------------------------------------------------
@@ -319,7 +321,7 @@ def storage_key(product_type: str, md5: str, product_name: str) -> str:
     return f"{product_type}/{md5}/{product_name}"
 
 
-async def store(pipeline: Pipeline, item: Item, worker: str) -> None:
+async def store(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
     assert item.product_name is not None
     assert item.product_type is not None
     md5 = item.details["checksums"]["MD5"]
@@ -349,7 +351,7 @@ async def store(pipeline: Pipeline, item: Item, worker: str) -> None:
             if info.md5 is not None and info.md5 != md5:
                 raise Retry(f"storage wrote MD5 {info.md5} for {key}, expected {md5}")
     faults.point("store.after")
-    advance(pipeline.engine, item, worker, "stored", {"storage_key": key}, hold_for=pipeline.hold)
+    return advance(pipeline.engine, item, worker, "stored", {"storage_key": key}, hold_for=pipeline.hold)
 
 
 def _same_filesystem(a: Path, b: Path) -> bool:
@@ -384,8 +386,9 @@ def _record(pipeline: Pipeline, item: Item) -> ProductRecord:
     )
 
 
-async def publish(pipeline: Pipeline, item: Item, worker: str) -> None:
+async def publish(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
     record = _record(pipeline, item)
+    held: Item | None = None
     try:
         with Session(pipeline.engine) as session, session.begin():
             published = publish_product(session, record)
@@ -399,6 +402,7 @@ async def publish(pipeline: Pipeline, item: Item, worker: str) -> None:
         raise Rejection("conflict", str(exc)) from None
     faults.point("publish.after")
     await asyncio.to_thread(_remove, pipeline.work_dir(item))
+    return held
 
 
 # --- announce: product.published on the bus ----------------------------------------------------------------------
@@ -416,7 +420,7 @@ def published_event(item: Item, publication_date: datetime | None) -> dict[str, 
     }
 
 
-async def announce(pipeline: Pipeline, item: Item, worker: str) -> None:
+async def announce(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
     with pipeline.engine.connect() as conn:
         publication_date = conn.execute(
             select(Product.publication_date).where(Product.id == item.product_id)
@@ -432,6 +436,7 @@ async def announce(pipeline: Pipeline, item: Item, worker: str) -> None:
         await pipeline.bus.publish(PRODUCT_PUBLISHED, key, event)
         advance(pipeline.engine, item, worker, "announced")
     await asyncio.to_thread(_remove, pipeline.item_dir(item))
+    return None
 
 
 #: input state -> (stage name, stage), in pipeline order.

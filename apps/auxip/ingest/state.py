@@ -8,6 +8,8 @@ item by the rest of its lease.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import socket
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Update, and_, bindparam, or_, select, update
 
 from auxip.claims import claim_due
 from auxip.ingest.models import IngestItem
@@ -56,6 +58,8 @@ class Item:
     product_id: uuid.UUID | None
     details: Mapping[str, Any]
 
+
+_ITEM_FIELDS = frozenset(field.name for field in dataclasses.fields(Item))
 
 _COLUMNS = (
     IngestItem.id,
@@ -127,14 +131,28 @@ def renew(engine: Engine, item: Item, worker: str, lease: timedelta) -> None:
         raise ClaimLost(f"item {item.id} is no longer claimed by {worker}")
 
 
+#: The item's own row as it was claimed: every write of a stage is conditional on it.
+_MINE = and_(
+    IngestItem.id == bindparam("m_id"),
+    IngestItem.state == bindparam("m_state"),
+    IngestItem.claimed_by == bindparam("m_worker"),
+)
+
+
+@functools.cache
+def _advance_statement(columns: frozenset[str]) -> Update:
+    # Built once per set of columns: constructing SQLAlchemy expressions costs more than running them on SQLite.
+    return update(IngestItem).where(_MINE).values({name: bindparam(f"v_{name}") for name in columns})
+
+
 def advance(
     target: Engine | Connection, item: Item, worker: str, to_state: str, details: Mapping[str, Any] | None = None,
     hold_for: timedelta | None = None, **columns: Any,
-) -> None:  # fmt: skip
+) -> Item | None:  # fmt: skip
     """Move a claimed item to `to_state`, merging `details`; raises `ClaimLost` if the claim is gone.
 
-    With `hold_for`, the worker keeps the claim (a new lease) to run the next stage itself: one commit per stage
-    instead of a release and a new claim.
+    With `hold_for`, the worker keeps the claim (a new lease) to run the next stage itself — one commit per stage
+    instead of a release and a new claim — and gets the item as it now is.
     """
     now = utcnow()
     values: dict[str, Any] = {
@@ -146,23 +164,22 @@ def advance(
         "updated_at": now,
         **columns,
     }
+    merged = {**item.details, **details} if details else item.details
     if details:
-        values["details"] = json.dumps({**item.details, **details}, default=str, sort_keys=True)
-    statement = update(IngestItem).where(_mine(item, worker)).values(**values)
+        values["details"] = json.dumps(merged, default=str, sort_keys=True)
+    statement = _advance_statement(frozenset(values))
+    params = {"m_id": item.id, "m_state": item.state, "m_worker": worker, **{f"v_{k}": v for k, v in values.items()}}
     if isinstance(target, Engine):
         with target.begin() as conn:
-            result = conn.execute(statement)
+            result = conn.execute(statement, params)
     else:
-        result = target.execute(statement)
+        result = target.execute(statement, params)
     if result.rowcount != 1:
         raise ClaimLost(f"item {item.id} is no longer claimed by {worker}")
-
-
-def reload_held(engine: Engine, item_id: int, worker: str) -> Item | None:
-    """The item as it is now, if `worker` still holds it (after an `advance(..., hold_for=...)`)."""
-    with engine.connect() as conn:
-        row = conn.execute(select(*_COLUMNS).where(IngestItem.id == item_id, IngestItem.claimed_by == worker)).first()
-    return None if row is None else _item(row)
+    if hold_for is None:
+        return None
+    kept = {name: value for name, value in columns.items() if name in _ITEM_FIELDS}
+    return dataclasses.replace(item, state=to_state, attempts=0, details=merged, **kept)
 
 
 def defer(engine: Engine, item: Item, worker: str, delay: timedelta, error: str, count_attempt: bool = True) -> None:
