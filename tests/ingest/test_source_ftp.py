@@ -148,12 +148,12 @@ async def test_exact_time_settles_a_fresh_file_and_vanished_ones_are_gone(
     write(remote / "S1A_FRESH.EOF", b"fresh", mtime=None)
     write(remote / "S1A_GONE.EOF", os.urandom(10_000))
     write(remote / "S1A_SHORT.EOF", os.urandom(300_000))
-    src = source(ftp_server, remote, settle_seconds=1, concurrency=2)
+    src = source(ftp_server, remote, settle_seconds=3, concurrency=2)
     try:
         entries = await listed(src)
         assert sorted(entries) == ["S1A_GONE.EOF", "S1A_SHORT.EOF"]
-        # LIST shows minutes only; MDTM's seconds let the file settle after 1 s, not at the end of the minute.
-        await asyncio.sleep(1.2)
+        # LIST shows minutes only; MDTM's seconds let the file settle after 3 s, not at the end of the minute.
+        await asyncio.sleep(3.2)
         assert "S1A_FRESH.EOF" in await listed(src)
 
         (remote / "S1A_GONE.EOF").unlink()

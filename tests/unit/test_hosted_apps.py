@@ -6,6 +6,7 @@ exempt namespace) run as derived stacks or as the component alone under `pulumi.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import shutil
@@ -482,6 +483,8 @@ class Recorder(pulumi.runtime.Mocks):
 
 def render_component(app: HostedAppConfig, namespace: NamespaceConfig | None) -> list[dict[str, Any]]:
     recorder = Recorder()
+    # The mocks run on the thread's current event loop; async tests before this one may have closed it.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(recorder, project="auxip-platform", stack="unit", preview=False)
     args = HostedAppArgs(app, namespace, PROD.registry_prefix, "1.31", "auxip", STORAGE, PROD.apps.reverse_proxy)
 
