@@ -162,6 +162,7 @@ class IngestService:
             )
             self.routing = RoutingEngine(config.routes, engine, storage, bus, self.pipeline, settings)
             self.stages["routing"] = ("route", self.routing.route_item)
+            self.routing.on_file_delivered = self.wakes["routing"].set
 
     async def close(self) -> None:
         for source in self.sources.values():

@@ -17,7 +17,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -31,6 +31,7 @@ from auxip.claims import claim_due, insert_ignoring_duplicates
 from auxip.ingest import faults
 from auxip.ingest.bus import PRODUCT_PUBLISHED, Event, EventBus
 from auxip.ingest.checksums import file_digests
+from auxip.ingest.models import IngestItem
 from auxip.ingest.quarantine import Rejection
 from auxip.ingest.sources.base import RemoteFile
 from auxip.ingest.stages import Pipeline, Retry
@@ -94,8 +95,10 @@ class RoutingEngine:
         self.pipeline = pipeline
         self.settings = settings
         self._adapters: dict[str, Target] = {}
-        self.delivered = asyncio.Event()
-        self.planned = asyncio.Event()
+        #: One wake-up per target loop: new deliveries planned, or one of its uploads finished (a free slot).
+        self._wakes: dict[str, asyncio.Event] = {}
+        #: Called when every delivery of a routed file is done, so its `routing` stage runs at once.
+        self.on_file_delivered: Callable[[], None] = lambda: None
 
     def target(self, route: str, name: str) -> TargetSettings:
         return next(t for t in self.routes[route].targets if t.name == name)
@@ -117,7 +120,8 @@ class RoutingEngine:
             return 0
         with self.engine.begin() as conn:
             result = conn.execute(insert_ignoring_duplicates(self.engine.dialect.name, RouteDelivery), rows)
-        self.planned.set()
+        for wake in self._wakes.values():
+            wake.set()
         return int(result.rowcount or 0)
 
     def _delivery_rows(
@@ -202,7 +206,8 @@ class RoutingEngine:
         if "dead" in states:
             raise Retry("a delivery is dead-lettered: `auxip routes retry` puts it back", 60, count_attempt=False)
         if any(state != "delivered" for state in states):
-            raise Retry("deliveries in progress", self.settings.sweep_seconds, count_attempt=False)
+            # Made due again by the last delivery to land (`_finish_file_if_done`); the delay is only a fallback.
+            raise Retry("deliveries in progress", 5, count_attempt=False)
         await self._post_delivery(item)
         advance(self.engine, item, worker, "routed", {"deliveries": len(states)})
         shutil.rmtree(pipeline.item_dir(item), ignore_errors=True)
@@ -315,14 +320,38 @@ class RoutingEngine:
                 .values(attempts=attempts, claimed_by=None, last_error=None if location else result, **values)
             )
         self._record_target(key, None if location else result)
-        if location is not None:
-            self.delivered.set()
+        if location is not None and delivery.file_key.startswith("item:"):
+            self._finish_file_if_done(int(delivery.file_key.removeprefix("item:")), delivery.file_key)
+
+    def _finish_file_if_done(self, item_id: int, file_key: str) -> None:
+        """The last delivery of a routed file landed: make its `routing` stage due now instead of at its next poll."""
+        with self.engine.begin() as conn:
+            pending = conn.execute(
+                select(func.count())
+                .select_from(RouteDelivery)
+                .where(RouteDelivery.file_key == file_key, RouteDelivery.state != "delivered")
+            ).scalar_one()
+            if pending:
+                return
+            conn.execute(
+                update(IngestItem)
+                .where(IngestItem.id == item_id, IngestItem.state == "routing", IngestItem.claimed_by.is_(None))
+                .values(next_attempt_at=utcnow())
+            )
+        self.on_file_delivered()
 
     async def _target_loop(self, route: str, target: TargetSettings, stop: asyncio.Event) -> None:
         key = _target_key(route, target.name)
         worker = worker_id(f"deliver-{key}")
+        wake = self._wakes.setdefault(key, asyncio.Event())
         running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            wake.set()
+
         while not stop.is_set():
+            wake.clear()
             free = target.concurrency - len(running)
             claimed: list[Any] = []
             if free > 0 and not self._circuit_open(key):
@@ -340,13 +369,12 @@ class RoutingEngine:
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver(delivery, worker))
                 running.add(task)
-                task.add_done_callback(running.discard)
+                task.add_done_callback(finished)
             if claimed and len(claimed) == free:
                 await asyncio.sleep(0)
                 continue
-            self.planned.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.planned.wait(), timeout=self.settings.sweep_seconds)
+                await asyncio.wait_for(wake.wait(), timeout=self.settings.sweep_seconds)
         for task in list(running):
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
