@@ -57,8 +57,9 @@ def in_namespace(objects: list[dict[str, Any]], namespace: str, kind: str | None
 
 
 def egress_rules(objects: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
-    """Every egress rule any NetworkPolicy of `namespace` opens."""
-    return [rule for p in in_namespace(objects, namespace, "NetworkPolicy") for rule in p["spec"].get("egress") or []]
+    """Every egress rule any NetworkPolicy of `namespace` opens, in a stable order (policies by name)."""
+    policies = sorted(in_namespace(objects, namespace, "NetworkPolicy"), key=lambda p: p["metadata"]["name"])
+    return [rule for p in policies for rule in p["spec"].get("egress") or []]
 
 
 def exchange_policies(objects: list[dict[str, Any]], app: str) -> dict[str, dict[str, Any]]:
