@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -181,24 +181,6 @@ class KafkaBus:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._producer.flush, 10)
-
-
-async def collect(bus: EventBus, topic: str, group: str, stop: asyncio.Event) -> AsyncIterator[Event]:
-    """Events as an async iterator (for tests and the CLI); acknowledges each once the caller asked for the next."""
-    queue: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def put(event: Event) -> None:
-        await queue.put(event)
-
-    task = asyncio.create_task(bus.consume(topic, group, put, stop))
-    try:
-        while not (stop.is_set() and queue.empty()):
-            try:
-                yield await asyncio.wait_for(queue.get(), timeout=0.5)
-            except TimeoutError:
-                continue
-    finally:
-        task.cancel()
 
 
 def open_bus(url: str, engine: Engine, topic_prefix: str = "auxip.") -> EventBus:

@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -373,9 +373,6 @@ class IngestService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(_stop_helpers, helpers)
-
-    def status(self) -> Mapping[str, Any]:
-        return {"stages": stage_counts(self.engine)}
 
 
 async def _either(event: asyncio.Event, stop: asyncio.Event) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -59,6 +59,3 @@ class SourceSettings(BaseModel):
 
     def accepts(self, name: str) -> bool:
         return not self.include or any(re.search(pattern, name) for pattern in self.include)
-
-
-CredentialKind = Literal["password", "key", "token", "keys"]
