@@ -180,7 +180,7 @@ def ensure_base() -> str:
     if host_image.image_exists(ref):
         return ref
     # host_image's lock, because both builds write the same .deb cache.
-    with host_image._build_lock():
+    with host_image.build_lock():
         if not host_image.image_exists(ref):
             _build_base(ref)
     return ref

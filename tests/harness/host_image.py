@@ -101,8 +101,8 @@ def image_exists(ref: str) -> bool:
 
 
 @contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    """One builder at a time across processes (parallel CI steps, pytest-xdist workers)."""
+def build_lock() -> Iterator[None]:
+    """One debootstrap builder at a time across processes (both images write the same .deb cache)."""
     lock_path = cache_root() / "host-image.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -216,7 +216,7 @@ def ensure_image(rebuild: bool = False) -> str:
     ref = image_ref()
     if not rebuild and image_exists(ref):
         return ref
-    with _build_lock():
+    with build_lock():
         if rebuild and image_exists(ref):
             subprocess.run(["podman", "rmi", "--force", ref], check=True, stdout=subprocess.DEVNULL)
         if not image_exists(ref):

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from sqlalchemy import func, select, update
@@ -131,13 +130,7 @@ def _upload(client: Any, bucket: str, local: Path, key: str) -> None:
 
 async def test_s3_source(tmp_path: Path, clamd: ClamdServer, s3_server: S3Server) -> None:
     bucket = f"in-{uuid.uuid4().hex[:8]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
-    )
+    client = s3_server.client()
     client.create_bucket(Bucket=bucket)
     inputs = _products(tmp_path / "upload")
     for path in inputs:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from sqlalchemy import func, select, update
@@ -64,13 +63,7 @@ def _attempts(engine: Any) -> int:
 
 @pytest.fixture
 def bucket(s3_server: S3Server) -> tuple[Any, str]:
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
-    )
+    client = s3_server.client()
     name = f"out-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=name)
     return client, name

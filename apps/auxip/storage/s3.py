@@ -33,14 +33,15 @@ from auxip.storage.settings import S3Settings
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
-def _client(settings: S3Settings) -> Any:
+def s3_client(settings: S3Settings) -> Any:
+    """A boto3 S3 client for `settings` (shared by the storage backend, the S3 source and the S3 target)."""
     config = Config(
         s3={"addressing_style": settings.addressing_style},
         signature_version="s3v4",
         max_pool_connections=settings.max_pool_connections,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"max_attempts": 3, "mode": "standard"},
+        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
     )
     return boto3.client(
         "s3",
@@ -64,7 +65,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.settings = settings or S3Settings()
-        self._s3 = _client(self.settings)
+        self._s3 = s3_client(self.settings)
 
     @property
     def url(self) -> str:

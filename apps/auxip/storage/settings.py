@@ -27,6 +27,8 @@ class S3Settings:
     max_pool_connections: int = 64
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
+    # botocore's own retries of one request; callers with their own retry policy (the pipeline) set 1.
+    max_attempts: int = 3
     # TLS verification of the endpoint: True, False, or the path of a CA bundle for a private CA.
     verify: bool | str = True
 

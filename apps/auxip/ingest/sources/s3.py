@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
     ClientError,
@@ -59,6 +57,8 @@ from auxip.ingest.sources.listing import CHUNK, is_hidden, is_product_dir, is_te
 from auxip.ingest.sources.retry_after import error_for_status
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.ingest.sources.throttle import Throttle
+from auxip.storage.s3 import s3_client
+from auxip.storage.settings import S3Settings
 
 T = TypeVar("T")
 MD5_ETAG = re.compile(r"[0-9a-f]{32}")
@@ -127,22 +127,19 @@ class S3Source:
 
     def _new_client(self) -> Any:
         settings, creds = self.settings, self._credentials
-        config = Config(
-            s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
-            signature_version="s3v4",
-            max_pool_connections=settings.concurrency + 1,
-            connect_timeout=30,
-            read_timeout=120,
-            retries={"max_attempts": 1, "mode": "standard"},
-        )
-        return boto3.client(
-            "s3",
-            endpoint_url=settings.endpoint_url,
-            region_name=settings.region,
-            aws_access_key_id=creds.access_key,
-            aws_secret_access_key=creds.secret_key,
-            verify=settings.ca_file or settings.verify_tls,
-            config=config,
+        return s3_client(
+            S3Settings(
+                endpoint_url=settings.endpoint_url,
+                access_key=creds.access_key,
+                secret_key=creds.secret_key,
+                region=settings.region,
+                addressing_style="path" if settings.endpoint_url else "auto",
+                max_pool_connections=settings.concurrency + 1,
+                connect_timeout=30,
+                read_timeout=120,
+                max_attempts=1,  # the pipeline retries, with backoff and a circuit breaker
+                verify=settings.ca_file or settings.verify_tls,
+            )
         )
 
     async def _run(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
