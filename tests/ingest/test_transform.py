@@ -261,7 +261,8 @@ def test_bad_rules_are_refused_at_load(rules: list[dict[str, object]], message: 
 
 
 @pytest.mark.slow
-def test_200_mb_eof_throughput(tmp_path: Path) -> None:
+def test_200_mb_eof_checksums_are_those_of_the_zip(tmp_path: Path) -> None:
+    # The rate is printed, not asserted: throughput is measured by benchmarks/ingest_throughput.py against its baseline.
     source = tmp_path / f"{EOF_STEM}.EOF"
     with source.open("wb") as out:
         for _ in range(200 * (1 << 20) // len(EOF_BODY) + 1):
@@ -272,4 +273,3 @@ def test_200_mb_eof_throughput(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     print(f"\n{size / 1e6:.0f} MB EOF -> {result.size / 1e6:.1f} MB zip: {size / elapsed / 1e6:.0f} MB/s")
     assert result.checksums == file_digests(result.path)
-    assert elapsed < 60

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from auxip.catalog.models import PublicationClock
@@ -52,16 +52,21 @@ def _on_grid(value: datetime) -> datetime:
     return value if remainder == 0 else value + (RESOLUTION - timedelta(microseconds=remainder))
 
 
+#: Built once: publishing runs these on every product, and building SQLAlchemy statements costs more than running them.
+_TAKE_WRITE_LOCK = update(PublicationClock).where(PublicationClock.id == 1).values(id=PublicationClock.id)
+_READ_LAST = select(PublicationClock.last_publication_date).where(PublicationClock.id == 1).with_for_update()
+_WRITE_LAST = update(PublicationClock).where(PublicationClock.id == 1).values(last_publication_date=bindparam("c_last"))
+
+
 def lock_clock(session: Session) -> datetime:
     """Lock the clock row for the rest of the session's transaction and return the last date handed out."""
-    if session.get_bind().dialect.name == "sqlite":
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
         # SQLite has no row locks and ignores FOR UPDATE; a write takes the RESERVED lock on the whole database,
         # which excludes other writers until this transaction ends. It must be the transaction's first statement
         # (pysqlite opens the transaction right before it), so no stale read snapshot precedes it.
-        session.execute(update(PublicationClock).where(PublicationClock.id == 1).values(id=PublicationClock.id))
-    last = session.execute(
-        select(PublicationClock.last_publication_date).where(PublicationClock.id == 1).with_for_update()
-    ).scalar_one_or_none()
+        conn.execute(_TAKE_WRITE_LOCK)
+    last = conn.execute(_READ_LAST).scalar_one_or_none()
     if last is None:
         raise RuntimeError("publication_clock is not initialised: run auxip.catalog.migrate.upgrade() first")
     return last
@@ -78,5 +83,5 @@ def reserve_publication_dates(
         raise ValueError("count must be at least 1")
     first = max(_on_grid(now().astimezone(UTC)), _on_grid(last) + RESOLUTION)
     dates = [first + index * RESOLUTION for index in range(count)]
-    session.execute(update(PublicationClock).where(PublicationClock.id == 1).values(last_publication_date=dates[-1]))
+    session.connection().execute(_WRITE_LAST, {"c_last": dates[-1]})
     return dates

@@ -16,8 +16,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Engine, and_, bindparam, insert, select
+from sqlalchemy.orm import Session
 
 from auxip.catalog.clock import lock_clock, reserve_publication_dates
 from auxip.catalog.models import Attribute, Checksum, Product
@@ -56,25 +56,33 @@ def publish_product(target: Session | Engine, record: ProductRecord) -> Publishe
     return _publish(target, record)
 
 
+#: Built once (see `auxip.catalog.clock`): the name's product, if any, with its MD5.
+_EXISTING = (
+    select(Product.id, Product.publication_date, Product.content_length, Checksum.value)
+    .outerjoin(Checksum, and_(Checksum.product_id == Product.id, Checksum.algorithm == "MD5"))
+    .where(Product.name == bindparam("c_name"))
+)
+_INSERT_PRODUCT = insert(Product)
+_INSERT_CHECKSUM = insert(Checksum)
+_INSERT_ATTRIBUTE = insert(Attribute)
+
+
 def _publish(session: Session, record: ProductRecord) -> PublishedProduct:
     last = lock_clock(session)
-    existing = session.execute(
-        select(Product).where(Product.name == record.name).options(selectinload(Product.checksums))
-    ).scalar_one_or_none()
+    conn = session.connection()
+    existing = conn.execute(_EXISTING, {"c_name": record.name}).one_or_none()
     if existing is not None:
-        existing_md5 = next((c.value for c in existing.checksums if c.algorithm == "MD5"), None)
-        if existing_md5 != record.md5 or existing.content_length != record.content_length:
-            raise ProductConflictError(
-                record.name, existing_md5, record.md5, existing.content_length, record.content_length
-            )
-        return PublishedProduct(id=existing.id, publication_date=existing.publication_date, created=False)
+        existing_id, existing_date, existing_length, existing_md5 = existing
+        if existing_md5 != record.md5 or existing_length != record.content_length:
+            raise ProductConflictError(record.name, existing_md5, record.md5, existing_length, record.content_length)
+        return PublishedProduct(id=existing_id, publication_date=existing_date, created=False)
 
     (publication_date,) = reserve_publication_dates(session, last)
     product_id = uuid.uuid4()
     # Core inserts rather than ORM objects: no identity-map bookkeeping on the hot path, same statements as bulk.
-    session.execute(insert(Product), [product_row(record, product_id, publication_date)])
-    session.execute(insert(Checksum), checksum_rows(record, product_id, publication_date))
+    conn.execute(_INSERT_PRODUCT, [product_row(record, product_id, publication_date)])
+    conn.execute(_INSERT_CHECKSUM, checksum_rows(record, product_id, publication_date))
     attributes = attribute_rows(record, product_id)
     if attributes:
-        session.execute(insert(Attribute), attributes)
+        conn.execute(_INSERT_ATTRIBUTE, attributes)
     return PublishedProduct(id=product_id, publication_date=publication_date, created=True)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from auxip.catalog.models import Checksum, Product
@@ -126,15 +126,31 @@ def _remote(item: Item) -> RemoteFile:
     return RemoteFile(item.path, item.name, item.size, None, item.version, checksum, item.is_dir, item.origin_date)
 
 
+#: Built once, as the other per-item statements (`auxip.ingest.state`): building them costs more than running them.
+_ONLINE_MD5 = (
+    select(Product.evicted_at, Checksum.value)
+    .outerjoin(Checksum, and_(Checksum.product_id == Product.id, Checksum.algorithm == "MD5"))
+    .where(Product.name == bindparam("c_name"))
+)
+_OTHER_COPIES = (
+    select(IngestItem.source, IngestItem.state, SourceState.open_until)
+    .outerjoin(SourceState, SourceState.source == IngestItem.source)
+    .where(
+        IngestItem.product_name == bindparam("c_name"),
+        IngestItem.id != bindparam("c_id"),
+        IngestItem.state.not_in(("quarantined", "duplicate")),
+    )
+)
+
+
 def _online_md5(engine: Engine, name: str) -> str | bool | None:
     """MD5 of the online product of that name; False when there is none."""
     with engine.connect() as conn:
-        row = conn.execute(select(Product.id, Product.evicted_at).where(Product.name == name)).one_or_none()
-        if row is None or row.evicted_at is not None:
-            return False
-        return conn.execute(
-            select(Checksum.value).where(Checksum.product_id == row.id, Checksum.algorithm == "MD5")
-        ).scalar_one_or_none()
+        row = conn.execute(_ONLINE_MD5, {"c_name": name}).one_or_none()
+    if row is None or row.evicted_at is not None:
+        return False
+    md5: str | None = row.value
+    return md5
 
 
 # --- fetch -------------------------------------------------------------------------------------------------------
@@ -157,15 +173,7 @@ def _preferred_copy(pipeline: Pipeline, item: Item) -> str | None:
     """
     mine = pipeline.source_priority.get(item.source, 100)
     with pipeline.engine.connect() as conn:
-        rows = conn.execute(
-            select(IngestItem.source, IngestItem.state, SourceState.open_until)
-            .outerjoin(SourceState, SourceState.source == IngestItem.source)
-            .where(
-                IngestItem.product_name == item.product_name,
-                IngestItem.id != item.id,
-                IngestItem.state.not_in(("quarantined", "duplicate")),
-            )
-        ).all()
+        rows = conn.execute(_OTHER_COPIES, {"c_name": item.product_name, "c_id": item.id}).all()
     now = utcnow()
     for source, state, open_until in rows:
         if pipeline.source_priority.get(source, 100) >= mine:
@@ -396,12 +404,21 @@ async def publish(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
                 # Another item (another source's copy) published these very bytes first; the state commit of this
                 # item's own publication is atomic with it, so a redo of this stage can never get here.
                 raise DuplicateProduct(f"{record.name} was published by another copy")
-            advance(session.connection(), item, worker, "published", hold_for=pipeline.hold, product_id=published.id)
+            # The PublicationDate travels in the item, so announcing (at once, or after a crash) reads nothing back.
+            held = advance(
+                session.connection(),
+                item,
+                worker,
+                "published",
+                {"publication_date": published.publication_date.isoformat()},
+                hold_for=pipeline.hold,
+                product_id=published.id,
+            )
     except ProductConflictError as exc:
         await pipeline.storage.delete(record.storage_key)  # ours alone: the key carries our MD5
         raise Rejection("conflict", str(exc)) from None
     faults.point("publish.after")
-    await asyncio.to_thread(_remove, pipeline.work_dir(item))
+    # The staging directory goes once the item is announced (which also covers a crash in between).
     return held
 
 
@@ -421,10 +438,14 @@ def published_event(item: Item, publication_date: datetime | None) -> dict[str, 
 
 
 async def announce(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
-    with pipeline.engine.connect() as conn:
-        publication_date = conn.execute(
-            select(Product.publication_date).where(Product.id == item.product_id)
-        ).scalar_one_or_none()
+    recorded = item.details.get("publication_date")
+    if recorded is not None:
+        publication_date = datetime.fromisoformat(recorded)
+    else:  # published by a version that did not record it in the item
+        with pipeline.engine.connect() as conn:
+            publication_date = conn.execute(
+                select(Product.publication_date).where(Product.id == item.product_id)
+            ).scalar_one()
     event = published_event(item, publication_date)
     key = item.product_name or str(item.product_id)
     if pipeline.bus.joins_transactions:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Update, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, Update, and_, bindparam, or_, update
 
-from auxip.claims import claim_due
+from auxip.claims import claim_statement
 from auxip.ingest.models import IngestItem
 
 
@@ -86,6 +86,23 @@ def _item(row: Sequence[Any]) -> Item:
     return Item(*values)
 
 
+@functools.cache
+def _claim_statement(dialect: str, sources: tuple[str, ...] | None, staged: bool) -> Update:
+    due = and_(IngestItem.state == bindparam("c_state"), IngestItem.next_attempt_at <= bindparam("c_now"))
+    if sources is not None:
+        due = and_(due, IngestItem.source.in_(sources))
+    if staged:
+        due = and_(
+            due,
+            or_(
+                IngestItem.staged_on == bindparam("c_node"),
+                IngestItem.staged_on.is_(None),
+                IngestItem.updated_at < bindparam("c_stale_before"),
+            ),
+        )
+    return claim_statement(IngestItem, due, dialect, _COLUMNS, updated_at=bindparam("c_now"))
+
+
 def claim(
     engine: Engine,
     state: str,
@@ -103,18 +120,20 @@ def claim(
     no staged bytes here and sends the item back to be fetched again.
     """
     now = utcnow()
-    due = and_(IngestItem.state == state, IngestItem.next_attempt_at <= now)
-    if sources is not None:
-        due = and_(due, IngestItem.source.in_(sources))
+    statement = _claim_statement(
+        engine.dialect.name, tuple(sources) if sources is not None else None, staged_on is not None
+    )
+    params: dict[str, Any] = {
+        "c_state": state,
+        "c_now": now,
+        "c_worker": worker,
+        "c_until": now + lease,
+        "c_limit": limit,
+    }
     if staged_on is not None:
-        stale = IngestItem.updated_at < now - (takeover or timedelta(minutes=10))
-        due = and_(due, or_(IngestItem.staged_on == staged_on, IngestItem.staged_on.is_(None), stale))
+        params |= {"c_node": staged_on, "c_stale_before": now - (takeover or timedelta(minutes=10))}
     with engine.begin() as conn:
-        ids = claim_due(conn, IngestItem, due, worker, now + lease, limit, updated_at=now)
-        if not ids:
-            return []
-        rows = conn.execute(select(*_COLUMNS).where(IngestItem.id.in_(ids), IngestItem.state == state))
-        return [_item(row) for row in rows]
+        return [_item(row) for row in conn.execute(statement, params)]
 
 
 def _mine(item: Item, worker: str) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import shutil
@@ -24,10 +25,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Update, and_, bindparam, func, insert, select, update
 
 from auxip.catalog.models import Attribute, Checksum, Product
-from auxip.claims import claim_due, insert_ignoring_duplicates
+from auxip.claims import claim_statement, insert_ignoring_duplicates
 from auxip.ingest import faults
 from auxip.ingest.bus import PRODUCT_PUBLISHED, Event, EventBus
 from auxip.ingest.checksums import file_digests
@@ -75,6 +76,44 @@ def matches(trigger: PublishedTrigger, name: str, product_type: str, attributes:
 
 def _target_key(route: str, target: str) -> str:
     return f"{route}/{target}"
+
+
+@functools.cache
+def _claim_deliveries(dialect: str) -> Update:
+    due = and_(
+        RouteDelivery.route == bindparam("c_route"),
+        RouteDelivery.target == bindparam("c_target"),
+        RouteDelivery.state == "pending",
+        RouteDelivery.next_attempt_at <= bindparam("c_now"),
+    )
+    return claim_statement(RouteDelivery, due, dialect, tuple(RouteDelivery.__table__.columns))
+
+
+# Built once: every delivery runs them, and building SQLAlchemy statements costs more than running them.
+_INSERT_ATTEMPT = insert(RouteAttempt)
+_FILE_DELIVERY_STATES = select(RouteDelivery.state).where(RouteDelivery.file_key == bindparam("c_file"))
+_UNDELIVERED_OF_FILE = (
+    select(func.count())
+    .select_from(RouteDelivery)
+    .where(RouteDelivery.file_key == bindparam("c_file"), RouteDelivery.state != "delivered")
+)
+_ROUTED_ITEM_DUE = (
+    update(IngestItem)
+    .where(IngestItem.id == bindparam("c_id"), IngestItem.state == "routing", IngestItem.claimed_by.is_(None))
+    .values(next_attempt_at=bindparam("c_now"))
+)
+_CIRCUIT_OPEN_UNTIL = select(TargetState.open_until).where(TargetState.target == bindparam("c_target"))
+_TARGET_SUCCEEDED = (
+    update(TargetState)
+    .where(TargetState.target == bindparam("c_target"), TargetState.consecutive_failures > 0)
+    .values(consecutive_failures=0, open_until=None, last_error=None)
+)
+
+
+@functools.cache
+def _delivery_outcome(columns: frozenset[str]) -> Update:
+    mine = and_(RouteDelivery.id == bindparam("c_id"), RouteDelivery.claimed_by == bindparam("c_worker"))
+    return update(RouteDelivery).where(mine).values({name: bindparam(f"v_{name}") for name in columns})
 
 
 class RoutingEngine:
@@ -191,7 +230,7 @@ class RoutingEngine:
         """The `routing` stage of a file of a routed source: plan, wait for the deliveries, finish."""
         file_key = f"item:{item.id}"
         with self.engine.connect() as conn:
-            states = list(conn.execute(select(RouteDelivery.state).where(RouteDelivery.file_key == file_key)).scalars())
+            states = list(conn.execute(_FILE_DELIVERY_STATES, {"c_file": file_key}).scalars())
         if not states:
             staged = pipeline.staged(item)
             if staged.is_dir():
@@ -226,10 +265,10 @@ class RoutingEngine:
 
     def _circuit_open(self, key: str) -> bool:
         with self.engine.connect() as conn:
-            until = conn.execute(select(TargetState.open_until).where(TargetState.target == key)).scalar_one_or_none()
+            until = conn.execute(_CIRCUIT_OPEN_UNTIL, {"c_target": key}).scalar_one_or_none()
         return until is not None and until > utcnow()
 
-    def _record_target(self, key: str, error: str | None) -> None:
+    def _record_failure(self, key: str, error: str) -> None:
         with self.engine.begin() as conn:
             failures = conn.execute(
                 select(TargetState.consecutive_failures).where(TargetState.target == key)
@@ -237,17 +276,13 @@ class RoutingEngine:
             if failures is None:
                 conn.execute(insert(TargetState), [{"target": key, "consecutive_failures": 0}])
                 failures = 0
-            values: dict[str, Any]
-            if error is None:
-                values = {"consecutive_failures": 0, "open_until": None, "last_error": None}
-            else:
-                failures += 1
-                values = {"consecutive_failures": failures, "last_error": error}
-                threshold = self.settings.circuit_threshold
-                if failures >= threshold:
-                    # Doubling per `threshold` further failures, not per failure: parallel uploads fail together.
-                    seconds = min(self.settings.circuit_open_seconds * 2 ** ((failures - threshold) // threshold), 3600)
-                    values["open_until"] = utcnow() + timedelta(seconds=seconds)
+            failures += 1
+            values: dict[str, Any] = {"consecutive_failures": failures, "last_error": error}
+            threshold = self.settings.circuit_threshold
+            if failures >= threshold:
+                # Doubling per `threshold` further failures, not per failure: parallel uploads fail together.
+                seconds = min(self.settings.circuit_open_seconds * 2 ** ((failures - threshold) // threshold), 3600)
+                values["open_until"] = utcnow() + timedelta(seconds=seconds)
             conn.execute(update(TargetState).where(TargetState.target == key).values(**values))
 
     @contextlib.asynccontextmanager
@@ -285,60 +320,51 @@ class RoutingEngine:
             result = f"{type(exc).__name__}: {exc}"
         ended = utcnow()
         attempts = delivery.attempts + 1
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(RouteAttempt),
-                [
-                    {
-                        "delivery_id": delivery.id,
-                        "file_name": delivery.file_name,
-                        "md5": delivery.md5,
-                        "source": delivery.source,
-                        "target": key,
-                        "started_at": started,
-                        "ended_at": ended,
-                        "bytes": delivery.size if location else 0,
-                        "result": result[:4000],
-                    }
-                ],
+        attempt = {
+            "delivery_id": delivery.id,
+            "file_name": delivery.file_name,
+            "md5": delivery.md5,
+            "source": delivery.source,
+            "target": key,
+            "started_at": started,
+            "ended_at": ended,
+            "bytes": delivery.size if location else 0,
+            "result": result[:4000],
+        }
+        values: dict[str, Any] = {"attempts": attempts, "claimed_by": None, "last_error": None if location else result}
+        if location is not None:
+            values |= {"state": "delivered", "delivered_at": ended, "location": location}
+        elif attempts >= route.max_attempts:
+            values["state"] = "dead"
+            log.warning("dead-lettered", extra={"delivery": delivery.id, "target": key, "error": result})
+        else:
+            policy = RetryPolicy(
+                base_delay=timedelta(seconds=route.retry_base_seconds),
+                max_delay=timedelta(seconds=route.retry_max_seconds),
             )
-            mine = and_(RouteDelivery.id == delivery.id, RouteDelivery.claimed_by == worker)
+            values["next_attempt_at"] = ended + policy.delay(attempts)
+        params = {"c_id": delivery.id, "c_worker": worker, **{f"v_{name}": value for name, value in values.items()}}
+        with self.engine.begin() as conn:
+            conn.execute(_INSERT_ATTEMPT, [attempt])
+            conn.execute(_delivery_outcome(frozenset(values)), params)
+            finished = False
             if location is not None:
-                values: dict[str, Any] = {"state": "delivered", "delivered_at": ended, "location": location}
-            elif attempts >= route.max_attempts:
-                values = {"state": "dead"}
-                log.warning("dead-lettered", extra={"delivery": delivery.id, "target": key, "error": result})
-            else:
-                policy = RetryPolicy(
-                    base_delay=timedelta(seconds=route.retry_base_seconds),
-                    max_delay=timedelta(seconds=route.retry_max_seconds),
-                )
-                values = {"next_attempt_at": ended + policy.delay(attempts)}
-            conn.execute(
-                update(RouteDelivery)
-                .where(mine)
-                .values(attempts=attempts, claimed_by=None, last_error=None if location else result, **values)
-            )
-        self._record_target(key, None if location else result)
-        if location is not None and delivery.file_key.startswith("item:"):
-            self._finish_file_if_done(int(delivery.file_key.removeprefix("item:")), delivery.file_key)
+                # A success closes the target's circuit; the conditional UPDATE writes nothing while it is closed.
+                conn.execute(_TARGET_SUCCEEDED, {"c_target": key})
+                if delivery.file_key.startswith("item:"):
+                    item_id = int(delivery.file_key.removeprefix("item:"))
+                    finished = self._finish_file_if_done(conn, item_id, delivery.file_key)
+        if location is None:
+            self._record_failure(key, result)
+        if finished:
+            self.on_file_delivered()
 
-    def _finish_file_if_done(self, item_id: int, file_key: str) -> None:
+    def _finish_file_if_done(self, conn: Connection, item_id: int, file_key: str) -> bool:
         """The last delivery of a routed file landed: make its `routing` stage due now instead of at its next poll."""
-        with self.engine.begin() as conn:
-            pending = conn.execute(
-                select(func.count())
-                .select_from(RouteDelivery)
-                .where(RouteDelivery.file_key == file_key, RouteDelivery.state != "delivered")
-            ).scalar_one()
-            if pending:
-                return
-            conn.execute(
-                update(IngestItem)
-                .where(IngestItem.id == item_id, IngestItem.state == "routing", IngestItem.claimed_by.is_(None))
-                .values(next_attempt_at=utcnow())
-            )
-        self.on_file_delivered()
+        if conn.execute(_UNDELIVERED_OF_FILE, {"c_file": file_key}).scalar_one():
+            return False
+        conn.execute(_ROUTED_ITEM_DUE, {"c_id": item_id, "c_now": utcnow()})
+        return True
 
     async def _target_loop(self, route: str, target: TargetSettings, stop: asyncio.Event) -> None:
         key = _target_key(route, target.name)
@@ -356,16 +382,10 @@ class RoutingEngine:
             claimed: list[Any] = []
             if free > 0 and not self._circuit_open(key):
                 now = utcnow()
-                due = and_(
-                    RouteDelivery.route == route,
-                    RouteDelivery.target == target.name,
-                    RouteDelivery.state == "pending",
-                    RouteDelivery.next_attempt_at <= now,
-                )
+                params = {"c_route": route, "c_target": target.name, "c_now": now}
+                params |= {"c_worker": worker, "c_until": now + self.settings.lease, "c_limit": free}
                 with self.engine.begin() as conn:
-                    ids = claim_due(conn, RouteDelivery, due, worker, now + self.settings.lease, free)
-                    if ids:
-                        claimed = list(conn.execute(select(RouteDelivery.__table__).where(RouteDelivery.id.in_(ids))))
+                    claimed = list(conn.execute(_claim_deliveries(self.engine.dialect.name), params))
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver(delivery, worker))
                 running.add(task)
