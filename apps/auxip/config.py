@@ -8,22 +8,29 @@ defaults: SQLite catalog, local object storage, local users with the embedded to
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from auxip.ingest.settings import BusSettings, IngestSettings, RetentionSettings, ScannerChoice
-from auxip.ingest.sources.settings import SourceSettings
-from auxip.routing.settings import RouteSettings, SourceTrigger
+from auxip.ingest.sources.settings import POST_DELIVERY_SCHEMES, SourceSettings
+from auxip.routing.settings import APP_NAME, InboxSettings, RouteSettings, SourceTrigger, resolve_inbox
 from auxip.storage import Storage, open_storage
 from auxip.storage.settings import S3Settings
 
 ENV_PREFIX = "AUXIP_"
-#: Source kinds whose adapters can delete or move a file after routing.
-POST_DELIVERY_SCHEMES = ("file", "sftp")
 
 
 class ConfigError(ValueError):
@@ -126,15 +133,40 @@ class AuxipConfig(Section):
     retention: RetentionSettings = RetentionSettings()
     ingest: IngestSettings = IngestSettings()
     bus: BusSettings = BusSettings()
+    #: Where the inboxes of hosted applications live on this host (`inbox://<app>` targets without an `inboxes`
+    #: entry): `<inbox_root>/<app>/inbox/`; default `<data_dir>/apps`.
+    inbox_root: Path | None = None
+    #: Application -> where its inbox is instead (the `auxip-routes` ConfigMap lists every hosted application's S3
+    #: inbox): `{url: s3://bucket/prefix/ or file:///dir, credentials, endpoint_url, region, verify_tls, ca_file}`;
+    #: its `inbox://<app>` targets then deliver there with the S3 (or local) target.
+    inboxes: dict[str, InboxSettings] = {}
     #: Sentinel-1 routing: files of a source (or published products) delivered to external targets.
     routes: list[RouteSettings] = []
-    #: Where the inboxes of hosted applications live (`inbox://<app>` targets); default `<data_dir>/apps`.
-    inbox_root: Path | None = None
 
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("inboxes")
+    @classmethod
+    def _application_names(cls, inboxes: dict[str, InboxSettings]) -> dict[str, InboxSettings]:
+        bad = sorted(name for name in inboxes if not re.fullmatch(APP_NAME, name))
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: not a hosted application name (pattern {APP_NAME})")
+        return inboxes
+
+    @field_validator("routes")
+    @classmethod
+    def _inboxes_resolved(cls, routes: list[RouteSettings], info: ValidationInfo) -> list[RouteSettings]:
+        """`inbox://<app>` targets of applications listed in `inboxes` become the targets their inboxes are."""
+        inboxes: dict[str, InboxSettings] = info.data.get("inboxes", {})
+        if not inboxes:
+            return routes
+        return [
+            route.model_copy(update={"targets": [resolve_inbox(target, inboxes) for target in route.targets]})
+            for route in routes
+        ]
 
     @model_validator(mode="after")
     def _ingestion_is_complete(self) -> AuxipConfig:
@@ -160,8 +192,9 @@ class AuxipConfig(Section):
                 raise ValueError(f"routes.{index}.trigger.source: no source named {source!r} in sources[]")
             if route.post_delivery.action != "none" and schemes[source] not in POST_DELIVERY_SCHEMES:
                 raise ValueError(
-                    f"routes.{index}.post_delivery: {route.post_delivery.action} at the source is supported for "
-                    f"{', '.join(POST_DELIVERY_SCHEMES)} sources, not {schemes[source]}"
+                    f"routes.{index}.post_delivery.action: {route.post_delivery.action} at the source is supported "
+                    f"for {', '.join(POST_DELIVERY_SCHEMES)} sources; source {source!r} is {schemes[source]}, which "
+                    "cannot delete or move files"
                 )
 
     @property

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +26,14 @@ EOF_NAME = "S1A_OPER_AUX_RESORB_OPOD_20240101T001234_V20231231T210000_20240101T0
 HOUR_AGO = time.time() - 3600
 
 
-def folder_for(server: FtpServer) -> Iterator[Path]:
-    """A directory of its own in the shared chroot, so tests neither see nor delete each other's files."""
-    folder = server.root / f"inbox-{uuid.uuid4().hex[:8]}"
-    folder.mkdir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+@pytest.fixture
+def remote(ftp_server: FtpServer, server_folder: Callable[..., Path]) -> Path:
+    return server_folder(ftp_server.root)
 
 
 @pytest.fixture
-def remote(ftp_server: FtpServer) -> Iterator[Path]:
-    yield from folder_for(ftp_server)
-
-
-@pytest.fixture
-def tls_remote(ftps_server: FtpServer) -> Iterator[Path]:
-    yield from folder_for(ftps_server)
+def tls_remote(ftps_server: FtpServer, server_folder: Callable[..., Path]) -> Path:
+    return server_folder(ftps_server.root)
 
 
 def source(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +28,8 @@ HOUR_AGO = time.time() - 3600
 
 
 @pytest.fixture
-def remote(sftp_server: SftpServer) -> Iterator[Path]:
-    """A directory of its own on the shared server, so tests neither see nor delete each other's files."""
-    folder = sftp_server.root / f"inbox-{uuid.uuid4().hex[:8]}"
-    folder.mkdir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+def remote(sftp_server: SftpServer, server_folder: Callable[..., Path]) -> Path:
+    return server_folder(sftp_server.root)
 
 
 def credentials(server: SftpServer, **override: str) -> Credentials:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +48,8 @@ async def entries(source: WebDavSource) -> dict[str, RemoteFile]:
 
 
 @pytest.fixture
-def folder(webdav_server: WebDavServer) -> Iterator[Path]:
-    path = webdav_server.root / f"inbox-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def folder(webdav_server: WebDavServer, server_folder: Callable[..., Path]) -> Path:
+    return server_folder(webdav_server.root)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from auxip.deploy.config import (
     HostedAppConfig,
 )
 from auxip.ingest.sources.settings import SourceSettings
-from auxip.routing.settings import PublishedTrigger, RouteSettings, SourceTrigger, TargetSettings
+from auxip.routing.settings import InboxSettings, PublishedTrigger, RouteSettings, SourceTrigger, TargetSettings
 
 #: The routing document's keys, as the AUXIP configuration reads them.
 Document = dict[str, Any]
@@ -49,7 +49,7 @@ def outbox_url(storage: ExchangeStorage, app: HostedAppConfig, exchange: Exchang
     return f"{app_prefix(storage, app)}/outbox/" + (f"{exchange.name}/" if exchange else "")
 
 
-def _dump(model: SourceSettings | RouteSettings | TargetSettings) -> dict[str, Any]:
+def _dump(model: SourceSettings | RouteSettings | TargetSettings | InboxSettings) -> dict[str, Any]:
     # Only what was set: the AUXIP's own defaults stay its own (poll intervals, retries).
     return model.model_dump(mode="json", exclude_unset=True, exclude_none=True)
 
@@ -100,7 +100,7 @@ def compile_exchanges(
 
 def routing_document(apps: AppsConfig) -> Document:
     """What the AUXIP reads from the `auxip-routes` ConfigMap: every application's sources and routes, and where
-    each `inbox://<app>` target really is."""
+    each `inbox://<app>` target really is (`inboxes`, the AUXIP configuration key of that name: its S3 prefix)."""
     document: Document = {"sources": [], "routes": [], "inboxes": {}}
     storage = apps.exchange_storage
     if storage is None:
@@ -109,6 +109,6 @@ def routing_document(apps: AppsConfig) -> Document:
         sources, routes = compile_exchanges(app, storage)
         document["sources"] += sources
         document["routes"] += routes
-        inbox = TargetSettings(name=f"{app.name}-inbox", url=inbox_url(storage, app), **_storage_access(storage))
+        inbox = InboxSettings(url=inbox_url(storage, app), **_storage_access(storage))
         document["inboxes"][app.name] = _dump(inbox)
     return document

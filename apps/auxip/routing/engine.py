@@ -34,7 +34,7 @@ from auxip.ingest.bus import PRODUCT_PUBLISHED, Event, EventBus
 from auxip.ingest.checksums import file_digests
 from auxip.ingest.models import IngestItem
 from auxip.ingest.quarantine import Rejection
-from auxip.ingest.sources.base import RemoteFile
+from auxip.ingest.sources.base import PostDeliverySource, RemoteFile
 from auxip.ingest.stages import Pipeline, Retry
 from auxip.ingest.state import Item, advance, utcnow, worker_id
 from auxip.routing.models import RouteAttempt, RouteDelivery, TargetState
@@ -254,12 +254,19 @@ class RoutingEngine:
     async def _post_delivery(self, item: Item) -> None:
         """Only once every target has the file: the route's action at the source (the strictest one wins)."""
         actions = {route.post_delivery.action: route.post_delivery for route in self.by_source.get(item.source, [])}
+        if not actions:
+            return
         source = self.pipeline.sources[item.source]
+        if not isinstance(source, PostDeliverySource):
+            # The configuration refuses post-delivery actions on such sources (POST_DELIVERY_SCHEMES).
+            raise TypeError(f"source {item.source!r} cannot delete or move files")
         entry = RemoteFile(item.path, item.name, item.size, None, item.version, None, item.is_dir, item.origin_date)
         if "delete" in actions:
-            await source.remove(entry)  # type: ignore[attr-defined]
+            await source.remove(entry)
         elif "move" in actions:
-            await source.move(entry, actions["move"].move_to)  # type: ignore[attr-defined]
+            folder = actions["move"].move_to
+            assert folder is not None  # PostDelivery requires it with action: move
+            await source.move(entry, folder)
 
     # --- delivering --------------------------------------------------------------------------------------------------
 

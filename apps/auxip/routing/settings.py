@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from auxip.validation import Regex, scheme_in
 
 TARGET_SCHEMES = ("file", "sftp", "ftp", "ftps", "s3", "http", "https", "inbox")
+#: Where a hosted application's inbox can be: a directory it mounts, or a prefix of the exchange bucket.
+INBOX_SCHEMES = ("file", "s3")
+#: The hosted application names the platform accepts (one path segment, never `.` or `..`).
+APP_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 
 class _Section(BaseModel):
@@ -51,6 +57,36 @@ class TargetSettings(_Section):
     concurrency: int = Field(4, ge=1, le=64)
 
 
+class InboxSettings(_Section):
+    """Where `inbox://<app>` delivers: `s3://bucket/prefix/` (the exchange bucket's `<prefix>/<app>/inbox/`, with the
+    S3 target) or `file:///dir` (a directory the application mounts, with the local target)."""
+
+    url: Annotated[str, AfterValidator(scheme_in(INBOX_SCHEMES, "inbox"))]
+    credentials: str | None = Field(None, pattern=r"^(env|file|vault):.+$")
+    #: S3 inboxes: the endpoint of an S3-compatible server (none: AWS's regional endpoint).
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+
+def inbox_app(url: str) -> str | None:
+    """The application an `inbox://<app>` URL names; None for any other URL."""
+    parts = urlsplit(url)
+    return parts.netloc if parts.scheme == "inbox" else None
+
+
+def resolve_inbox(target: TargetSettings, inboxes: Mapping[str, InboxSettings]) -> TargetSettings:
+    """`inbox://<app>` as the target its configured inbox is (same name, concurrency and checksum rule, the inbox's
+    URL and access); any other target, and an application without an entry in `inboxes`, as it is (the latter
+    then resolves to `<inbox_root>/<app>/inbox/` on this host)."""
+    app = inbox_app(target.url)
+    if app is None or app not in inboxes:
+        return target
+    fields = target.model_dump(exclude={"url", "credentials", "endpoint_url", "region", "verify_tls", "ca_file"})
+    return TargetSettings.model_validate({**fields, **inboxes[app].model_dump()})
+
+
 class PostDelivery(_Section):
     """What to do at the source once every target has the file (never before)."""
 
@@ -62,6 +98,13 @@ class PostDelivery(_Section):
     def _move_needs_folder(self) -> PostDelivery:
         if (self.action == "move") != (self.move_to is not None):
             raise ValueError("post_delivery.move_to is required with action: move, and only then")
+        if self.move_to is not None:
+            parts = self.move_to.strip("/").split("/")
+            if self.move_to.startswith("/") or "\\" in self.move_to or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(
+                    f"post_delivery.move_to: {self.move_to!r} must be a folder below the source's root, "
+                    "relative, without `.` or `..`"
+                )
         return self
 
 

@@ -69,3 +69,20 @@ class Source(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class PostDeliverySource(Protocol):
+    """A source that can act on an entry once routing delivered it to every target (`routes[].post_delivery`).
+
+    Both are idempotent: an entry already gone counts as done, so an action redone after a crash succeeds. Which
+    source kinds have them is `auxip.ingest.sources.settings.POST_DELIVERY_SCHEMES`, checked at configuration.
+    """
+
+    async def remove(self, entry: RemoteFile) -> None:
+        """Delete the entry at the source (a `.SAFE` folder with everything in it)."""
+        ...
+
+    async def move(self, entry: RemoteFile, folder: str) -> None:
+        """Move the entry into `folder`, relative to the source's root and created if missing."""
+        ...

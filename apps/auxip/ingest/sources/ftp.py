@@ -11,6 +11,10 @@ Connections are pooled, up to `concurrency`, each with its own control channel (
 connection). Passive mode only. Listings use MLSD where the server has it, else LIST, whose times have minute
 precision at best: files then get their exact time through MDTM, folders are taken to be as new as the end of their
 listed minute, so nothing settles early. Symbolic links are skipped: LIST describes the link, not its target.
+
+The sessions also write (STOR, SIZE, RNFR/RNTO, DELE, MKD, RMD) for the FTP target and for post-delivery actions:
+`remove` is DELE (a `.SAFE` folder depth first, then RMD), `move` is MKD of the folder then RNFR/RNTO. A 550 is
+"gone" only when the parent's listing confirms it; otherwise it is a refusal reported as such.
 """
 
 # Plain FTP is one of the protocols producers deliver with; its use here is deliberate.
@@ -29,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aioftp
@@ -57,6 +61,8 @@ from auxip.ingest.sources.listing import (
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.ingest.sources.throttle import Throttle
 
+P = ParamSpec("P")
+T = TypeVar("T")
 TIMEOUT = 30.0
 #: An idle connection older than this is checked with NOOP before reuse: servers drop idle control connections.
 IDLE_CHECK_SECONDS = 15.0
@@ -81,7 +87,11 @@ Sink = Callable[[bytes], Awaitable[None]]
 
 
 class Session(Protocol):
-    """One logged-in control connection."""
+    """One logged-in control connection; server error replies raise `Reply`.
+
+    Reading serves the source; writing (store, size, rename, delete, directories) serves the FTP target
+    (`auxip.routing.targets.ftp`) and the source's post-delivery actions.
+    """
 
     async def listdir(self, path: str) -> list[Listed]: ...
 
@@ -91,10 +101,30 @@ class Session(Protocol):
 
     async def noop(self) -> None: ...
 
+    async def binary(self) -> None:
+        """TYPE I: SIZE then counts bytes as stored (vsftpd refuses SIZE in ASCII mode)."""
+        ...
+
+    async def store(self, local: Path, remote: str) -> None:
+        """Upload `local` as `remote`; complete (the server's 226 received) when this returns."""
+        ...
+
+    async def size(self, remote: str) -> int | None:
+        """Bytes of `remote`, None when the server says it does not exist (550)."""
+        ...
+
+    async def rename(self, source: str, destination: str) -> None: ...
+
+    async def delete(self, remote: str) -> None: ...
+
+    async def make_directory(self, remote: str) -> None: ...
+
+    async def remove_directory(self, remote: str) -> None: ...
+
     async def close(self) -> None: ...
 
 
-class _Reply(Exception):
+class Reply(Exception):
     """The server answered a command with an error code (normalises aioftp's and ftplib's exceptions)."""
 
     def __init__(self, code: str, text: str) -> None:
@@ -136,7 +166,7 @@ class _PlainSession:
     async def open(host: str, port: int, user: str, password: str) -> _PlainSession:
         client = aioftp.Client(socket_timeout=TIMEOUT, connection_timeout=TIMEOUT, path_timeout=TIMEOUT)
         try:
-            with _replies():
+            with replies():
                 await client.connect(host, port)
                 await client.login(user, password)
         except BaseException:
@@ -148,7 +178,7 @@ class _PlainSession:
         if self.mlsd:
             try:
                 return await self._lines(f"MLSD {path}", mlsd=True)
-            except _Reply as exc:
+            except Reply as exc:
                 if not _is_not_implemented(exc.code):
                     raise
                 self.mlsd = False
@@ -156,26 +186,63 @@ class _PlainSession:
 
     async def _lines(self, command: str, mlsd: bool) -> list[Listed]:
         lines = []
-        with _replies():
+        with replies():
             async with self.client.get_stream(command, "1xx") as stream:
                 while line := await stream.readline():
                     lines.append(line)
         return _listed(lines, mlsd)
 
     async def mdtm(self, path: str) -> int:
-        with _replies():
+        with replies():
             _, info = await self.client.command(f"MDTM {path}", "213")
         return _ftp_time(info[-1])
 
     async def retrieve(self, path: str, sink: Sink) -> None:
-        with _replies():
+        with replies():
             async with self.client.download_stream(path) as stream:
                 async for block in stream.iter_by_block(CHUNK):
                     await sink(block)
 
     async def noop(self) -> None:
-        with _replies():
+        with replies():
             await self.client.command("NOOP", "2xx")
+
+    async def binary(self) -> None:
+        with replies():
+            await self.client.command("TYPE I", "200")
+
+    async def store(self, local: Path, remote: str) -> None:
+        with replies(), local.open("rb") as handle:
+            # The stream's exit waits for the server's 226, so the upload is complete when this returns.
+            async with self.client.upload_stream(remote) as stream:
+                while chunk := await asyncio.to_thread(handle.read, CHUNK):
+                    await stream.write(chunk)
+
+    async def size(self, remote: str) -> int | None:
+        try:
+            with replies():
+                _, info = await self.client.command(f"SIZE {remote}", "213")
+        except Reply as exc:
+            if exc.code == "550":
+                return None
+            raise
+        return int(info[-1].strip())
+
+    async def rename(self, source: str, destination: str) -> None:
+        with replies():
+            await self.client.rename(source, destination)
+
+    async def delete(self, remote: str) -> None:
+        with replies():
+            await self.client.remove_file(remote)
+
+    async def make_directory(self, remote: str) -> None:
+        with replies():
+            await self.client.command(f"MKD {remote}", "257")
+
+    async def remove_directory(self, remote: str) -> None:
+        with replies():
+            await self.client.command(f"RMD {remote}", "250")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -209,7 +276,7 @@ class _TlsSession:
     def _login(host: str, port: int, user: str, password: str, context: ssl.SSLContext) -> ftplib.FTP_TLS:
         ftp = _ReusingFtpTls(context=context, timeout=TIMEOUT)
         try:
-            with _replies():
+            with replies():
                 ftp.connect(host, port)
                 ftp.auth()  # the certificate is verified here, before the password is sent
                 ftp.login(user, password)
@@ -226,7 +293,7 @@ class _TlsSession:
         if self.mlsd:
             try:
                 return _listed(self._lines(f"MLSD {path}"), mlsd=True)
-            except _Reply as exc:
+            except Reply as exc:
                 if not _is_not_implemented(exc.code):
                     raise
                 self.mlsd = False
@@ -234,20 +301,20 @@ class _TlsSession:
 
     def _lines(self, command: str) -> list[bytes]:
         lines: list[bytes] = []
-        with _replies():
+        with replies():
             self.ftp.retrlines(command, lambda line: lines.append(line.encode(self.ftp.encoding)))
         return lines
 
     async def mdtm(self, path: str) -> int:
-        with _replies():
+        with replies():
             answer = await asyncio.to_thread(self.ftp.sendcmd, f"MDTM {path}")
         code, _, value = answer.partition(" ")
         if code != "213":
-            raise _Reply(code, value)
+            raise Reply(code, value)
         return _ftp_time(value)
 
     async def retrieve(self, path: str, sink: Sink) -> None:
-        with _replies():
+        with replies():
             connection = await asyncio.to_thread(self.ftp.transfercmd, f"RETR {path}")
             with connection, connection.makefile("rb") as data:
                 while chunk := await asyncio.to_thread(data.read, CHUNK):
@@ -258,8 +325,44 @@ class _TlsSession:
             await asyncio.to_thread(self.ftp.voidresp)
 
     async def noop(self) -> None:
-        with _replies():
+        with replies():
             await asyncio.to_thread(self.ftp.voidcmd, "NOOP")
+
+    async def binary(self) -> None:
+        await self._call(self.ftp.voidcmd, "TYPE I")
+
+    async def store(self, local: Path, remote: str) -> None:
+        def upload() -> None:
+            with local.open("rb") as handle:
+                # storbinary closes the data connection's TLS cleanly and waits for the 226.
+                self.ftp.storbinary(f"STOR {remote}", handle, CHUNK)
+
+        await self._call(upload)
+
+    async def size(self, remote: str) -> int | None:
+        try:
+            return await self._call(self.ftp.size, remote)
+        except Reply as exc:
+            if exc.code == "550":
+                return None
+            raise
+
+    async def rename(self, source: str, destination: str) -> None:
+        await self._call(self.ftp.rename, source, destination)
+
+    async def delete(self, remote: str) -> None:
+        await self._call(self.ftp.delete, remote)
+
+    async def make_directory(self, remote: str) -> None:
+        await self._call(self.ftp.mkd, remote)
+
+    async def remove_directory(self, remote: str) -> None:
+        await self._call(self.ftp.rmd, remote)
+
+    @staticmethod
+    async def _call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with replies():
+            return await asyncio.to_thread(function, *args, **kwargs)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -268,15 +371,15 @@ class _TlsSession:
 
 
 @contextlib.contextmanager
-def _replies() -> Iterator[None]:
-    """Server error replies as `_Reply`, whichever library raised them; other failures pass unchanged."""
+def replies() -> Iterator[None]:
+    """Server error replies as `Reply`, whichever library raised them; other failures pass unchanged."""
     try:
         yield
     except aioftp.StatusCodeError as exc:
-        raise _Reply(str(exc.received_codes[-1]), " ".join(exc.info).strip()) from None
+        raise Reply(str(exc.received_codes[-1]), " ".join(exc.info).strip()) from None
     except ftplib.Error as exc:
         text = str(exc)
-        raise _Reply(text[:3], text[4:]) from None
+        raise Reply(text[:3], text[4:]) from None
 
 
 class FtpSource:
@@ -298,11 +401,12 @@ class FtpSource:
         self._idle: list[tuple[Session, float]] = []
 
     @property
-    def _where(self) -> str:
+    def where(self) -> str:
+        """`name (host:port)`, how errors name this server."""
         return f"{self.name} ({self.host}:{self.port})"
 
     @contextlib.asynccontextmanager
-    async def _session(self, doing: str, path: str | None) -> AsyncIterator[Session]:
+    async def session(self, doing: str, path: str | None) -> AsyncIterator[Session]:
         """A connection for one operation; back to the pool after success, closed after any failure."""
         async with self._slots:
             with self._classified(doing, path):
@@ -322,7 +426,7 @@ class FtpSource:
             try:
                 await session.noop()
                 return session
-            except (_Reply, OSError, EOFError, TimeoutError):
+            except (Reply, OSError, EOFError, TimeoutError):
                 await session.close()  # dropped while idle: connect afresh
         return await self._open()
 
@@ -331,16 +435,16 @@ class FtpSource:
             if self.tls:
                 return await _TlsSession.open(self.host, self.port, self.user, self.password, self._tls_context())
             return await _PlainSession.open(self.host, self.port, self.user, self.password)
-        except _Reply as exc:
+        except Reply as exc:
             if exc.code.startswith("53"):
-                raise PermanentSourceError(f"{self._where}: login refused for user {self.user!r}: {exc}") from None
+                raise PermanentSourceError(f"{self.where}: login refused for user {self.user!r}: {exc}") from None
             raise
 
     def _tls_context(self) -> ssl.SSLContext:
         try:
             context = ssl.create_default_context(cafile=self.settings.ca_file)
         except OSError as exc:
-            raise PermanentSourceError(f"{self._where}: cannot load ca_file {self.settings.ca_file}: {exc}") from None
+            raise PermanentSourceError(f"{self.where}: cannot load ca_file {self.settings.ca_file}: {exc}") from None
         if not self.settings.verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -348,12 +452,12 @@ class FtpSource:
 
     @contextlib.contextmanager
     def _classified(self, doing: str, path: str | None) -> Iterator[None]:
-        where = f"{self._where}: {doing}" + (f" {path}" if path else "")
+        where = f"{self.where}: {doing}" + (f" {path}" if path else "")
         try:
             yield
         except SourceError:
             raise
-        except _Reply as exc:
+        except Reply as exc:
             if exc.code == "550" and path is not None:
                 raise RemoteFileGone(f"{where}: not available at the source ({exc})") from None
             if exc.code.startswith("4") or exc.code == "550":
@@ -365,7 +469,7 @@ class FtpSource:
             raise TransientSourceError(f"{where}: {exc!r}") from None
 
     async def list(self) -> AsyncIterator[RemoteFile]:
-        async with self._session("listing", None) as session:
+        async with self.session("listing", None) as session:
             entries = await self._scan(session)
         for entry in entries:
             yield entry
@@ -403,7 +507,7 @@ class FtpSource:
             return False  # settled by its listed time alone
         try:
             return now - await session.mdtm(path) >= window
-        except _Reply as exc:
+        except Reply as exc:
             if exc.code == "550":
                 return None
             raise
@@ -411,7 +515,7 @@ class FtpSource:
     async def fetch(self, entry: RemoteFile, destination: Path) -> int:
         remote = posixpath.join(self.root, entry.path)
         with removed_on_failure(destination):
-            async with self._session("fetching", entry.path) as session:
+            async with self.session("fetching", entry.path) as session:
                 if entry.is_dir:
                     tree = await _walk(session, remote, 0)
                     check_unchanged(entry, tree)
@@ -438,6 +542,37 @@ class FtpSource:
             await session.retrieve(remote, sink)
         return written
 
+    async def remove(self, entry: RemoteFile) -> None:
+        """Delete the entry at the source (a routing post-delivery action); already gone is fine."""
+        remote = posixpath.join(self.root, entry.path)
+        async with self.session("deleting", entry.path) as session:
+            try:
+                if entry.is_dir:
+                    await _remove_tree(session, remote)
+                else:
+                    await session.delete(remote)
+            except Reply as exc:
+                if exc.code != "550" or await _present(session, remote):
+                    raise self._refused("deleting", entry.path, exc) from None
+
+    async def move(self, entry: RemoteFile, folder: str) -> None:
+        """Move the entry into `folder` (relative to the source directory, created if missing); RNFR/RNTO replaces
+        a previous copy of the same name there on the usual servers (vsftpd, ProFTPD, Pure-FTPd)."""
+        remote = posixpath.join(self.root, entry.path)
+        target_dir = posixpath.join(self.root, folder)
+        async with self.session("moving", entry.path) as session:
+            await _make_directories(session, self.root, folder)
+            try:
+                await session.rename(remote, posixpath.join(target_dir, entry.name))
+            except Reply as exc:
+                if exc.code != "550" or await _present(session, remote):
+                    raise self._refused(f"moving to {folder}", entry.path, exc) from None
+
+    def _refused(self, doing: str, path: str, exc: Reply) -> SourceError:
+        """A post-delivery command refused while the entry is still there: 4xx may pass, 5xx needs an operator."""
+        message = f"{self.where}: {doing} {path}: refused: {exc}"
+        return TransientSourceError(message) if exc.code.startswith("4") else PermanentSourceError(message)
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for session, _ in idle:
@@ -458,7 +593,7 @@ async def _walk(session: Session, top: str, top_ns: int) -> Tree:
         relative = pending.pop()
         try:
             listing = await session.listdir(posixpath.join(top, relative))
-        except _Reply as exc:
+        except Reply as exc:
             if exc.code != "550":
                 raise
             return Tree()
@@ -471,3 +606,42 @@ async def _walk(session: Session, top: str, top_ns: int) -> Tree:
             elif item.kind == "file":
                 tree.add(path, item.size, _newest(item))
     return tree
+
+
+async def _present(session: Session, remote: str) -> bool:
+    """Whether `remote` exists, after a 550 that may mean "no such file" as well as "permission denied".
+
+    Asked of the parent's listing: servers list a missing folder as empty rather than refuse it (vsftpd does).
+    """
+    parent, _, name = remote.rstrip("/").rpartition("/")
+    try:
+        listing = await session.listdir(parent or "/")
+    except Reply as exc:
+        if exc.code == "550":
+            return False
+        raise
+    return any(item.name == name for item in listing)
+
+
+async def _remove_tree(session: Session, top: str) -> None:
+    """A `.SAFE` folder, depth first (FTP has no recursive delete). Entries LIST does not show (dot files on
+    vsftpd, links) keep the folder from being removed: the RMD refusal then reports it."""
+    for item in await session.listdir(top):
+        path = posixpath.join(top, item.name)
+        if item.kind == "dir":
+            await _remove_tree(session, path)
+        else:
+            await session.delete(path)
+    await session.remove_directory(top)
+
+
+async def _make_directories(session: Session, root: str, folder: str) -> None:
+    """`folder` below `root`, level by level; one that exists already is refused (550/521) and passed over."""
+    path = root
+    for part in (part for part in folder.split("/") if part):
+        path = posixpath.join(path, part)
+        try:
+            await session.make_directory(path)
+        except Reply as exc:
+            if exc.code not in ("550", "521"):
+                raise

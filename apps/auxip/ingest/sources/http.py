@@ -21,7 +21,7 @@ import builtins
 import contextlib
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -101,11 +101,14 @@ class HttpTransport:
         return self._session
 
     @contextlib.asynccontextmanager
-    async def request(self, method: str, url: str, what: str, **options: Any) -> AsyncIterator[aiohttp.ClientResponse]:
-        """The response to a request whose status is below 400; anything else raises a classified `SourceError`."""
+    async def request(
+        self, method: str, url: str, what: str, accept: Collection[int] = (), **options: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response to a request whose status is below 400 or in `accept`; anything else raises a classified
+        `SourceError`."""
         try:
             async with self.session().request(method, url, **options) as response:
-                error = error_for_status(response.status, response.headers, what)
+                error = None if response.status in accept else error_for_status(response.status, response.headers, what)
                 if error is not None:
                     raise error
                 yield response

@@ -204,10 +204,10 @@ def _open_pair(source: Path, target: Path) -> tuple[BinaryIO, BinaryIO]:
 def _copy_file(source: Path, target: Path) -> int:
     src, dst = _open_pair(source, target)
     with src, dst:
-        return _copy_in_kernel(src.fileno(), dst.fileno())
+        return copy_in_kernel(src.fileno(), dst.fileno())
 
 
-def _copy_in_kernel(src: int, dst: int) -> int:
+def copy_in_kernel(src: int, dst: int) -> int:
     """copy_file_range as `cp` does (no copy through user space; reflinks where the filesystem can), else sendfile."""
     copied = 0
     try:

@@ -17,6 +17,10 @@ SSE-KMS or SSE-C encrypted objects, which a source using those must not rely on 
 every product). `fetch` sends `If-Match` with the listed ETag, so an object replaced since the listing is
 `RemoteFileGone` rather than a silent mix of versions.
 
+Post-delivery actions (routing): `remove` deletes the object (every object of a `.SAFE` prefix); `move` copies each
+object server side under `<prefix><folder>/` and then deletes it. That folder is a sub-prefix that is not `.SAFE`,
+so moved objects are never listed again.
+
 boto3 runs in a thread pool of this source's own (sized to `concurrency`, plus one for listings): aiobotocore would
 pin an older botocore (see `auxip.storage.s3`). botocore's own retries are off: the pipeline retries.
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,7 +146,7 @@ class S3Source:
             )
         )
 
-    async def _run(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`function` in this source's threads, its failures classified."""
         loop = asyncio.get_running_loop()
         try:
@@ -150,24 +154,25 @@ class S3Source:
         except (BotoCoreError, ClientError) as exc:
             raise classify(exc, what) from exc
 
-    async def _s3(self) -> Any:
+    async def client(self) -> Any:
+        """The boto3 client (shared with the S3 target); call its methods through `run`."""
         # Built in a thread on first use: creating a client reads botocore's service model (~0.1 s of CPU).
         async with self._client_lock:
             if self._client is None:
                 try:
-                    self._client = await self._run(f"{self.name}: S3 client", self._new_client)
+                    self._client = await self.run(f"{self.name}: S3 client", self._new_client)
                 except ValueError as exc:  # botocore's verdict on a malformed endpoint_url or region
                     raise PermanentSourceError(f"{self.name}: S3 client configuration: {exc}") from None
         return self._client
 
     async def _pages(self, prefix: str, delimiter: str | None) -> AsyncIterator[dict[str, Any]]:
-        client = await self._s3()
+        client = await self.client()
         options: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
         if delimiter:
             options["Delimiter"] = delimiter
         what = f"{self.name}: listing s3://{self.bucket}/{prefix}"
         while True:
-            page: dict[str, Any] = await self._run(what, client.list_objects_v2, **options)
+            page: dict[str, Any] = await self.run(what, client.list_objects_v2, **options)
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -243,7 +248,7 @@ class S3Source:
         return total
 
     async def _download(self, key: str, etag: str | None, size: int | None, destination: Path) -> int:
-        client = await self._s3()
+        client = await self.client()
         what = f"{self.name}: GET s3://{self.bucket}/{key}"
         options: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         # A version without ":" is the listed ETag (the size:mtime fallback always has one).
@@ -251,10 +256,10 @@ class S3Source:
             options["IfMatch"] = f'"{etag}"'
         written = 0
         with removed_on_failure(destination), destination.open("wb") as handle:
-            response = await self._run(what, client.get_object, **options)
+            response = await self.run(what, client.get_object, **options)
             body = response["Body"]
             try:
-                while count := await self._run(what, _read_into, body, handle):
+                while count := await self.run(what, _read_into, body, handle):
                     await self._throttle.consume(count)
                     written += count
             finally:
@@ -263,8 +268,37 @@ class S3Source:
                 raise RemoteFileGone(f"{what}: received {written} of {size} bytes")
         return written
 
+    async def _keys(self, entry: RemoteFile) -> Sequence[str]:
+        """Every object of the entry: its key, or all keys below a `.SAFE` prefix (hidden and partial ones too)."""
+        if not entry.is_dir:
+            return [entry.path]
+        return [item["Key"] async for page in self._pages(entry.path + "/", None) for item in page.get("Contents", [])]
+
+    async def remove(self, entry: RemoteFile) -> None:
+        """Delete the entry's objects (a routing post-delivery action); already gone is fine (S3 answers 204)."""
+        client = await self.client()
+        for key in await self._keys(entry):
+            await self.run(f"{self.name}: DELETE s3://{self.bucket}/{key}", client.delete_object,
+                           Bucket=self.bucket, Key=key)  # fmt: skip
+
+    async def move(self, entry: RemoteFile, folder: str) -> None:
+        """Move the entry into `folder` below the prefix: each object copied there (server side, so up to S3's 5 GiB
+        per CopyObject), then deleted. An object already gone (moved by an earlier, interrupted attempt) is skipped;
+        the copy replaces a previous one of the same name."""
+        client = await self.client()
+        target = self.prefix + folder.strip("/") + "/"
+        for key in await self._keys(entry):
+            destination = target + key[len(self.prefix) :]
+            where = f"{self.name}: moving s3://{self.bucket}/{key} to {destination}"
+            try:
+                await self.run(where, client.copy_object, Bucket=self.bucket, Key=destination,
+                               CopySource={"Bucket": self.bucket, "Key": key})  # fmt: skip
+            except RemoteFileGone:
+                continue
+            await self.run(where, client.delete_object, Bucket=self.bucket, Key=key)
+
     async def close(self) -> None:
         if self._client is not None:
-            await self._run(f"{self.name}: closing", self._client.close)
+            await self.run(f"{self.name}: closing", self._client.close)
             self._client = None
         await asyncio.to_thread(self._executor.shutdown)

@@ -12,6 +12,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from auxip.validation import Regex, scheme_in
 
 SCHEMES = ("file", "sftp", "ftp", "ftps", "http", "https", "webdav", "webdavs", "s3", "odata", "odatas")
+#: Source kinds whose adapters can delete or move an entry after routing (`PostDeliverySource`): an HTTP listing
+#: and an OData service are read-only.
+POST_DELIVERY_SCHEMES = ("file", "sftp", "ftp", "ftps", "s3", "webdav", "webdavs")
 
 
 class SourceSettings(BaseModel):

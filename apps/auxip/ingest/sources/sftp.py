@@ -71,10 +71,11 @@ class SftpSource:
         self._reconnecting = asyncio.Lock()
 
     @property
-    def _where(self) -> str:
+    def where(self) -> str:
+        """`name (host:port)`, how errors name this server."""
         return f"{self.name} ({self.host}:{self.port})"
 
-    async def _client(self) -> asyncssh.SFTPClient:
+    async def client(self) -> asyncssh.SFTPClient:
         """The session, reconnecting when the connection was dropped (server restart, idle timeout, network)."""
         async with self._reconnecting:  # concurrent fetches after a drop share one new connection
             if self._sftp is not None and self._connection is not None and not self._connection.is_closed():
@@ -92,7 +93,7 @@ class SftpSource:
             keys = [asyncssh.read_private_key(credentials.private_key)] if credentials.private_key else None
             known_hosts = asyncssh.read_known_hosts(credentials.known_hosts) if credentials.known_hosts else ()
         except (OSError, asyncssh.KeyImportError, ValueError) as exc:
-            raise PermanentSourceError(f"{self._where}: cannot load the key or known_hosts: {exc}") from None
+            raise PermanentSourceError(f"{self.where}: cannot load the key or known_hosts: {exc}") from None
         return asyncssh.SSHClientConnectionOptions(
             username=self.username,
             password=credentials.password,
@@ -111,11 +112,11 @@ class SftpSource:
         self, doing: str, path: str | None = None, sftp: asyncssh.SFTPClient | None = None
     ) -> Iterator[None]:
         """asyncssh failures as source errors; `sftp`: the session used, forgotten if the failure was its connection."""
-        where = f"{self._where}: {doing}" + (f" {path}" if path else "")
+        where = f"{self.where}: {doing}" + (f" {path}" if path else "")
         try:
             yield
         except (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection) as exc:
-            self._forget(sftp)
+            self.forget(sftp)
             raise TransientSourceError(f"{where}: {exc.reason}") from None
         except asyncssh.SFTPNoSuchFile:
             if path is None:
@@ -130,13 +131,14 @@ class SftpSource:
         except asyncssh.PermissionDenied:
             raise PermanentSourceError(f"{where}: authentication refused for user {self.username!r}") from None
         except asyncssh.Error as exc:  # the SSH connection or channel failed
-            self._forget(sftp)
+            self.forget(sftp)
             raise TransientSourceError(f"{where}: {exc.reason}") from None
         except (OSError, TimeoutError) as exc:
             # Connecting, or writing the local copy: other transfers on the connection carry on.
             raise TransientSourceError(f"{where}: {exc!r}") from None
 
-    def _forget(self, sftp: asyncssh.SFTPClient | None) -> None:
+    def forget(self, sftp: asyncssh.SFTPClient | None) -> None:
+        """Drop the connection of `sftp` after it failed, so the next `client()` reconnects."""
         # Only the failed session: a concurrent call may already have replaced it with a working one.
         if sftp is not None and sftp is self._sftp:
             self._drop()
@@ -147,7 +149,7 @@ class SftpSource:
         self._connection = self._sftp = None
 
     async def list(self) -> AsyncIterator[RemoteFile]:
-        sftp = await self._client()
+        sftp = await self.client()
         with self._classified("listing", None, sftp):
             entries = await self._scan(sftp)
         for entry in entries:
@@ -180,7 +182,7 @@ class SftpSource:
         return found
 
     async def fetch(self, entry: RemoteFile, destination: Path) -> int:
-        sftp = await self._client()
+        sftp = await self.client()
         remote = posixpath.join(self.root, entry.path)
         with removed_on_failure(destination), self._classified("fetching", entry.path, sftp):
             if entry.is_dir:
@@ -210,7 +212,7 @@ class SftpSource:
 
     async def remove(self, entry: RemoteFile) -> None:
         """Delete the entry at the source (a routing post-delivery action); already gone is fine."""
-        sftp = await self._client()
+        sftp = await self.client()
         remote = posixpath.join(self.root, entry.path)
         with self._classified("deleting", entry.path, sftp), contextlib.suppress(asyncssh.SFTPNoSuchFile):
             if entry.is_dir:
@@ -220,7 +222,7 @@ class SftpSource:
 
     async def move(self, entry: RemoteFile, folder: str) -> None:
         """Move the entry into `folder` (relative to the source directory, created if missing)."""
-        sftp = await self._client()
+        sftp = await self.client()
         remote = posixpath.join(self.root, entry.path)
         target_dir = posixpath.join(self.root, folder)
         with self._classified("moving", entry.path, sftp):

@@ -4,17 +4,21 @@ Depth 1 rather than infinity: servers commonly refuse infinite depth (nginx dav_
 only needs the top level plus the `.SAFE` collections, which it walks one level at a time. Properties asked for:
 getcontentlength, getlastmodified, getetag (many servers, nginx included, do not report it: the version is then
 size and mtime) and resourcetype. Credentials are Basic (username/password) or a Bearer token.
+
+Post-delivery actions (routing): DELETE of the file or collection, and MOVE into a folder of the source directory
+(created with MKCOL, level by level) with `Overwrite: T`, so a previous copy of the same name there is replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml import ElementTree as SafeElementTree
 
-from auxip.ingest.sources.base import PermanentSourceError
+from auxip.ingest.sources.base import PermanentSourceError, RemoteFile, RemoteFileGone
 from auxip.ingest.sources.credentials import Credentials
 from auxip.ingest.sources.http import Child, Children, DirectorySource, Wanted, child_of, http_date, strip_etag
 from auxip.ingest.sources.settings import SourceSettings
@@ -101,3 +105,33 @@ class WebDavSource(DirectorySource):
                 raise PermanentSourceError(f"{what}: HTTP {response.status}; is this a WebDAV server?")
             body = await response.read()
         return [child for child in parse_multistatus(url, body) if wanted(child.name, child.is_collection)]
+
+    def _url(self, path: str, is_collection: bool) -> str:
+        # nginx (and RFC 4918's examples) name collections with a trailing slash; nginx refuses them without.
+        return self.root_url + quote(path.strip("/")) + ("/" if is_collection else "")
+
+    async def remove(self, entry: RemoteFile) -> None:
+        """DELETE the entry (a routing post-delivery action; a collection with everything in it); already gone
+        (404) is fine."""
+        url = self._url(entry.path, entry.is_dir)
+        with contextlib.suppress(RemoteFileGone):
+            async with self.transport.request("DELETE", url, f"{self.name}: DELETE {url}"):
+                pass
+
+    async def move(self, entry: RemoteFile, folder: str) -> None:
+        """MOVE the entry into `folder` (relative to the source directory, created if missing); already gone is
+        fine."""
+        path = ""
+        for part in (part for part in folder.split("/") if part):
+            path += part + "/"
+            url = self._url(path, True)
+            # 405: the collection exists already (MKCOL only creates).
+            async with self.transport.request("MKCOL", url, f"{self.name}: MKCOL {url}", accept=(405,)):
+                pass
+        source = self._url(entry.path, entry.is_dir)
+        destination = self._url(path + entry.name, entry.is_dir)
+        headers = {"Destination": destination, "Overwrite": "T"}
+        with contextlib.suppress(RemoteFileGone):
+            async with self.transport.request("MOVE", source, f"{self.name}: MOVE {source} to {destination}",
+                                              headers=headers):  # fmt: skip
+                pass

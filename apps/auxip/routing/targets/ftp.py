@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ftplib
 import posixpath
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ParamSpec, Protocol, TypeVar
-
-import aioftp
 
 from auxip.ingest.sources.credentials import Credentials
-from auxip.ingest.sources.ftp import FtpSource, Session, _PlainSession, _replies, _Reply, _TlsSession
-from auxip.ingest.sources.listing import CHUNK
+from auxip.ingest.sources.ftp import FtpSource, Reply, Session
 from auxip.ingest.sources.throttle import UNLIMITED
 from auxip.routing.settings import TargetSettings
 from auxip.routing.targets.base import Delivered, PermanentTargetError, TargetError, TransientTargetError
@@ -39,104 +34,9 @@ from auxip.routing.targets.local import (
     temporary_name,
 )
 
-P = ParamSpec("P")
-T = TypeVar("T")
 CLEANUP_TIMEOUT = 10.0
 #: Replies worth retrying besides 4xx: 552 is an exceeded storage allocation, which clears when space is freed.
 TRANSIENT_CODES = frozenset({"552"})
-
-
-class _Writer(Protocol):
-    """The write side of one logged-in control connection; server error replies raise `_Reply`."""
-
-    async def binary(self) -> None: ...
-
-    async def store(self, local: Path, remote: str) -> None: ...
-
-    async def size(self, remote: str) -> int | None:
-        """Bytes of `remote`, None when the server says it does not exist (550)."""
-        ...
-
-    async def rename(self, source: str, destination: str) -> None: ...
-
-    async def delete(self, remote: str) -> None: ...
-
-
-class _PlainWriter:
-    def __init__(self, client: aioftp.Client) -> None:
-        self.client = client
-
-    async def binary(self) -> None:
-        with _replies():
-            await self.client.command("TYPE I", "200")
-
-    async def store(self, local: Path, remote: str) -> None:
-        with _replies(), local.open("rb") as handle:
-            # The stream's exit waits for the server's 226, so the upload is complete when this returns.
-            async with self.client.upload_stream(remote) as stream:
-                while chunk := await asyncio.to_thread(handle.read, CHUNK):
-                    await stream.write(chunk)
-
-    async def size(self, remote: str) -> int | None:
-        try:
-            with _replies():
-                _, info = await self.client.command(f"SIZE {remote}", "213")
-        except _Reply as exc:
-            if exc.code == "550":
-                return None
-            raise
-        return int(info[-1].strip())
-
-    async def rename(self, source: str, destination: str) -> None:
-        with _replies():
-            await self.client.rename(source, destination)
-
-    async def delete(self, remote: str) -> None:
-        with _replies():
-            await self.client.remove_file(remote)
-
-
-class _TlsWriter:
-    def __init__(self, ftp: ftplib.FTP_TLS) -> None:
-        self.ftp = ftp
-
-    async def binary(self) -> None:
-        await self._call(self.ftp.voidcmd, "TYPE I")
-
-    async def store(self, local: Path, remote: str) -> None:
-        def upload() -> None:
-            with local.open("rb") as handle:
-                # storbinary closes the data connection's TLS cleanly and waits for the 226.
-                self.ftp.storbinary(f"STOR {remote}", handle, CHUNK)
-
-        await self._call(upload)
-
-    async def size(self, remote: str) -> int | None:
-        try:
-            return await self._call(self.ftp.size, remote)
-        except _Reply as exc:
-            if exc.code == "550":
-                return None
-            raise
-
-    async def rename(self, source: str, destination: str) -> None:
-        await self._call(self.ftp.rename, source, destination)
-
-    async def delete(self, remote: str) -> None:
-        await self._call(self.ftp.delete, remote)
-
-    @staticmethod
-    async def _call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        with _replies():
-            return await asyncio.to_thread(function, *args, **kwargs)
-
-
-def _writer(session: Session) -> _Writer:
-    if isinstance(session, _PlainSession):
-        return _PlainWriter(session.client)
-    if isinstance(session, _TlsSession):
-        return _TlsWriter(session.ftp)
-    raise TypeError(f"unknown FTP session {session!r}")
 
 
 class FtpTarget:
@@ -148,17 +48,17 @@ class FtpTarget:
         self.root = self._pool.root
 
     @contextlib.asynccontextmanager
-    async def _connection(self, doing: str, path: str) -> AsyncIterator[_Writer]:
+    async def _connection(self, doing: str, path: str) -> AsyncIterator[Session]:
         """A pooled connection; refusals of the body's commands are classified with the target's rules."""
         with as_target_errors():
-            async with self._pool._session(doing, None) as session:
+            async with self._pool.session(doing, None) as session:
                 try:
-                    yield _writer(session)
-                except _Reply as exc:
+                    yield session
+                except Reply as exc:
                     raise self._refused(f"{doing} {path}", exc) from None
 
-    def _refused(self, doing: str, exc: _Reply) -> TargetError:
-        where = f"{self._pool._where}: {doing}"
+    def _refused(self, doing: str, exc: Reply) -> TargetError:
+        where = f"{self._pool.where}: {doing}"
         if exc.code.startswith("4") or exc.code in TRANSIENT_CODES:
             return TransientTargetError(f"{where}: {exc}")
         # 550/553: permission denied, no such directory, a name the server does not accept.
@@ -169,38 +69,38 @@ class FtpTarget:
         sent = local_size(self.name, local)
         final = posixpath.join(self.root, name)
         temp = posixpath.join(self.root, temporary_name(name))
-        async with self._connection("delivering", final) as writer:
+        async with self._connection("delivering", final) as session:
             try:
-                await writer.store(local, temp)
-                check_size(f"{self.name}: {temp}", sent, await writer.size(temp))
-                await _replace(writer, temp, final)
+                await session.store(local, temp)
+                check_size(f"{self.name}: {temp}", sent, await session.size(temp))
+                await _replace(session, temp, final)
             except BaseException:
-                await _discard(writer, temp)
+                await _discard(session, temp)
                 raise
         return Delivered(location=final, size=sent, verified="size")
 
     async def exists(self, name: str) -> int | None:
         path = posixpath.join(self.root, checked_name(self.name, name))
-        async with self._connection("checking", path) as writer:
-            await writer.binary()  # SIZE counts bytes only in binary mode (vsftpd refuses it in ASCII mode)
-            return await writer.size(path)
+        async with self._connection("checking", path) as session:
+            await session.binary()  # SIZE counts bytes only in binary mode (vsftpd refuses it in ASCII mode)
+            return await session.size(path)
 
     async def close(self) -> None:
         await self._pool.close()
 
 
-async def _replace(writer: _Writer, temp: str, final: str) -> None:
+async def _replace(session: Session, temp: str, final: str) -> None:
     try:
-        await writer.rename(temp, final)
-    except _Reply as exc:
-        if not exc.code.startswith("5") or await writer.size(final) is None:
+        await session.rename(temp, final)
+    except Reply as exc:
+        if not exc.code.startswith("5") or await session.size(final) is None:
             raise
         # The server does not rename over a file: not atomic, but the final name never shows a partial copy.
-        await writer.delete(final)
-        await writer.rename(temp, final)
+        await session.delete(final)
+        await session.rename(temp, final)
 
 
-async def _discard(writer: _Writer, temp: str) -> None:
+async def _discard(session: Session, temp: str) -> None:
     """Remove a failed upload while the control connection still works; a dead one cannot be used for it."""
-    with contextlib.suppress(_Reply, OSError, EOFError, TimeoutError):
-        await asyncio.wait_for(writer.delete(temp), CLEANUP_TIMEOUT)
+    with contextlib.suppress(Reply, OSError, EOFError, TimeoutError):
+        await asyncio.wait_for(session.delete(temp), CLEANUP_TIMEOUT)

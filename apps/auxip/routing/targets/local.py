@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from auxip.ingest.sources.base import SourceError, TransientSourceError
 from auxip.ingest.sources.credentials import Credentials
 from auxip.ingest.sources.listing import url_path
-from auxip.ingest.sources.local import _copy_in_kernel
+from auxip.ingest.sources.local import copy_in_kernel
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.routing.settings import TargetSettings
 from auxip.routing.targets.base import (
@@ -165,7 +165,7 @@ def _copy(target: str, local: Path, temp: Path) -> int:
         # O_EXCL: the random name is never an existing file, least of all one a concurrent delivery is writing.
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            copied = _copy_in_kernel(source.fileno(), descriptor)
+            copied = copy_in_kernel(source.fileno(), descriptor)
             # On disk before the rename, or a crash could leave the final name holding a truncated file.
             os.fsync(descriptor)
         finally:

@@ -59,13 +59,13 @@ class S3Target:
     async def _call(self, what: str, operation: str, **options: Any) -> Any:
         """One S3 request, failures as target errors; a missing key (404) as `RemoteFileGone`, for `exists`."""
         with as_target_errors():
-            client = await self._source._s3()
+            client = await self._source.client()
         try:
-            return await self._source._run(f"{self.name}: {what}", getattr(client, operation), **options)
+            return await self._source.run(f"{self.name}: {what}", getattr(client, operation), **options)
         except RemoteFileGone:
             raise
         except SourceError as exc:
-            cause = exc.__cause__  # `_run` chains botocore's exception
+            cause = exc.__cause__  # `run` chains botocore's exception
             if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in DIGEST_CODES:
                 raise VerificationError(f"{self.name}: {what}: the server received bytes whose MD5 is not the "
                                         "expected one (refused with BadDigest, nothing stored)") from None  # fmt: skip

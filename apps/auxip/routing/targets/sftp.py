@@ -51,15 +51,15 @@ class SftpTarget:
 
     async def _sftp(self) -> asyncssh.SFTPClient:
         with as_target_errors():
-            return await self._source._client()
+            return await self._source.client()
 
     @contextlib.contextmanager
     def _classified(self, doing: str, path: str, sftp: asyncssh.SFTPClient) -> Iterator[None]:
-        where = f"{self._source._where}: {doing} {path}"
+        where = f"{self._source.where}: {doing} {path}"
         try:
             yield
         except (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection) as exc:
-            self._source._forget(sftp)
+            self._source.forget(sftp)
             raise TransientTargetError(f"{where}: {exc.reason}") from None
         except asyncssh.SFTPNoSuchFile:
             raise PermanentTargetError(f"{where}: the target directory {self.root} does not exist") from None
@@ -68,7 +68,7 @@ class SftpTarget:
         except asyncssh.SFTPError as exc:  # SSH_FX_FAILURE: a full disk or quota, among others
             raise TransientTargetError(f"{where}: {exc.reason}") from None
         except asyncssh.Error as exc:  # the SSH connection or channel failed
-            self._source._forget(sftp)
+            self._source.forget(sftp)
             raise TransientTargetError(f"{where}: {exc.reason}") from None
         except (OSError, TimeoutError) as exc:
             raise TransientTargetError(f"{where}: {exc!r}") from None
