@@ -7,6 +7,7 @@ from auxip_platform.infra.layer import Infra, InfraArgs
 from auxip_platform.infra.stack_config import load_engine_config
 from auxip_platform.monitoring.layer import Monitoring
 from auxip_platform.platform.baseline import Baseline, BaselineArgs
+from auxip_platform.platform.services.layer import ClusterServices, cluster_services_args
 from auxip_platform.security.layer import Security
 
 config = load_engine_config()
@@ -22,9 +23,23 @@ if layers.infra:
 if layers.platform:
     baseline = Baseline(
         f"{stack}-baseline",
-        BaselineArgs(kubernetes_version=config.kubernetes.version, namespaces=config.baseline_namespaces),
+        BaselineArgs(
+            kubernetes_version=config.kubernetes.version,
+            namespaces=config.baseline_namespaces,
+            quota_profiles=config.kubernetes.quota_profiles,
+        ),
     )
     pulumi.export("namespaces", [ns.name for ns in config.kubernetes.namespaces])
+    services = ClusterServices(
+        f"{stack}-services",
+        cluster_services_args(config, list(baseline.system_namespaces)),
+        # Part of the platform layer: a child of the baseline, after the namespaces its objects go into.
+        pulumi.ResourceOptions(
+            parent=baseline, depends_on=[*baseline.namespaces, *baseline.system_namespaces.values()]
+        ),
+    )
+    pulumi.export("containerdMirrors", services.mirror.containerd_mirrors)
+    pulumi.export("mirroredImages", services.mirror.mirrored_images)
 if layers.security:
     Security(f"{stack}-security")
 if layers.monitoring:

@@ -16,8 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from auxip.deploy.config import AppsConfig, ExchangeStorage
+from auxip.deploy.config import AppsConfig, ComputeAmounts, ExchangeStorage
 from auxip_platform.infra.config import InfraConfig
+from auxip_platform.platform.services.config import ClusterServicesConfig
+from auxip_platform.platform.system_namespaces import SYSTEM_NAMESPACES
 
 PROJECT = "auxip-platform"
 
@@ -52,6 +54,9 @@ class NamespaceConfig(StrictModel):
     name: str = Field(pattern=DNS_LABEL)
     pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
     exemption_reason: str | None = None
+    #: The `kubernetes.quotaProfiles` entry sizing its ResourceQuota and LimitRange (`default` when unset). A hosted
+    #: application's namespace is sized by `apps.hosted[].quota` instead and must leave this unset.
+    quota: str | None = Field(default=None, pattern=DNS_LABEL)
 
     @model_validator(mode="after")
     def _exemption_needs_reason(self) -> NamespaceConfig:
@@ -63,9 +68,99 @@ class NamespaceConfig(StrictModel):
         return self
 
 
+class ContainerDefaults(StrictModel):
+    """The namespace's LimitRange for containers: what a container gets when it sets nothing, and its ceiling."""
+
+    requests: ComputeAmounts
+    limits: ComputeAmounts
+    max: ComputeAmounts
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ContainerDefaults:
+        if not self.requests.fits_in(self.limits):
+            raise ValueError("container.requests must not exceed container.limits")
+        if not self.limits.fits_in(self.max):
+            raise ValueError("container.limits must not exceed container.max")
+        return self
+
+
+class QuotaProfile(StrictModel):
+    """A namespace's ResourceQuota (sums over all its pods and claims) and the LimitRange defaults under it."""
+
+    requests: ComputeAmounts
+    limits: ComputeAmounts
+    pods: int = Field(ge=1, le=1000)
+    persistent_volume_claims: int = Field(default=0, ge=0, le=1000)
+    #: Total storage all claims may request; required when claims are allowed.
+    storage: str | None = Field(default=None, pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+    #: Services of type LoadBalancer / NodePort: 0 everywhere but the reverse proxy, so that nothing else is exposed.
+    load_balancers: int = Field(default=0, ge=0, le=10)
+    node_ports: int = Field(default=0, ge=0, le=10)
+    container: ContainerDefaults
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QuotaProfile:
+        if not self.requests.fits_in(self.limits):
+            raise ValueError("requests must not exceed limits")
+        if not self.container.max.fits_in(self.limits):
+            raise ValueError("container.max must fit in limits (no container could ever start)")
+        if not self.container.requests.fits_in(self.requests):
+            raise ValueError("container.requests must fit in requests (no container could ever start)")
+        if self.persistent_volume_claims and self.storage is None:
+            raise ValueError("persistentVolumeClaims > 0 needs storage (the total the claims may request)")
+        return self
+
+
+def _profile(
+    requests: tuple[str, str],
+    limits: tuple[str, str],
+    pods: int,
+    container: tuple[str, str, str, str, str, str],
+    **extra: Any,
+) -> QuotaProfile:
+    cpu_req, mem_req, cpu_lim, mem_lim, cpu_max, mem_max = container
+    return QuotaProfile(
+        requests=ComputeAmounts(cpu=requests[0], memory=requests[1]),
+        limits=ComputeAmounts(cpu=limits[0], memory=limits[1]),
+        pods=pods,
+        container=ContainerDefaults(
+            requests=ComputeAmounts(cpu=cpu_req, memory=mem_req),
+            limits=ComputeAmounts(cpu=cpu_lim, memory=mem_lim),
+            max=ComputeAmounts(cpu=cpu_max, memory=mem_max),
+        ),
+        **extra,
+    )
+
+
+#: Built-in profiles; a stack overrides one by giving the whole profile under the same key, or adds its own.
+#: `default` is for AUXIP namespaces; the others are those of `platform/system_namespaces.py`.
+DEFAULT_QUOTA_PROFILES: dict[str, QuotaProfile] = {
+    "default": _profile(("4", "8Gi"), ("8", "16Gi"), 50, ("100m", "128Mi", "500m", "512Mi", "4", "8Gi"),
+                        persistent_volume_claims=10, storage="500Gi"),
+    # Controllers and webhooks: a handful of small pods, no storage.
+    "operator": _profile(("1", "2Gi"), ("4", "8Gi"), 15, ("50m", "64Mi", "250m", "256Mi", "2", "2Gi")),
+    # DaemonSets: one pod per node and per agent, so room for a few hundred nodes.
+    "node-agent": _profile(("8", "16Gi"), ("32", "64Gi"), 300, ("50m", "64Mi", "500m", "512Mi", "2", "2Gi")),
+    # The reverse proxy: the only namespace allowed a LoadBalancer Service.
+    "ingress": _profile(("4", "8Gi"), ("8", "16Gi"), 20, ("250m", "256Mi", "1", "1Gi", "4", "4Gi"),
+                        load_balancers=2),
+    # Stateful services (Kafka, Harbor): claims and room for brokers/registries.
+    "data": _profile(("8", "32Gi"), ("16", "64Gi"), 40, ("250m", "512Mi", "1", "2Gi", "4", "16Gi"),
+                     persistent_volume_claims=30, storage="4Ti"),
+}  # fmt: skip
+
+
 class KubernetesConfig(StrictModel):
     version: str = "1.31"
     namespaces: list[NamespaceConfig] = Field(default_factory=list)
+    #: Quota profiles by name, merged over `DEFAULT_QUOTA_PROFILES`.
+    quota_profiles: dict[str, QuotaProfile] = Field(default_factory=lambda: dict(DEFAULT_QUOTA_PROFILES))
+
+    @field_validator("quota_profiles")
+    @classmethod
+    def _over_defaults(cls, value: dict[str, QuotaProfile]) -> dict[str, QuotaProfile]:
+        # The system namespaces always find their profile, whatever a stack overrides.
+        return {**DEFAULT_QUOTA_PROFILES, **value}
 
     @field_validator("version")
     @classmethod
@@ -93,10 +188,12 @@ class StackConfig(StrictModel):
     #: Machines for the platform (OpenStack or existing hosts); without it the infra layer creates nothing.
     infra: InfraConfig | None = None
     apps: AppsConfig = AppsConfig()
+    #: Calico, cert-manager, Kong, Kafka, PostgreSQL, storage classes, the registry mirror (platform/services).
+    cluster_services: ClusterServicesConfig = ClusterServicesConfig()
 
     def cross_check(self) -> list[tuple[str, str]]:
         """(key, problem) pairs that involve several sections; each key names the entry to fix."""
-        return _hosted_app_problems(self)
+        return [*_hosted_app_problems(self), *_namespace_problems(self)]
 
     @property
     def baseline_namespaces(self) -> list[NamespaceConfig]:
@@ -104,6 +201,24 @@ class StackConfig(StrictModel):
         (with the same helper) so that their quotas, policies and workloads are children of the application."""
         owned = {app.namespace for app in self.apps.hosted if app.kind == "kubernetes"}
         return [ns for ns in self.kubernetes.namespaces if ns.name not in owned]
+
+
+def _namespace_problems(config: StackConfig) -> list[tuple[str, str]]:
+    problems = []
+    profiles = config.kubernetes.quota_profiles
+    hosted = {app.namespace for app in config.apps.hosted if app.kind == "kubernetes"}
+    for index, ns in enumerate(config.kubernetes.namespaces):
+        key = f"kubernetes.namespaces.{index}"
+        if ns.name in SYSTEM_NAMESPACES:
+            # Its level and reason are code (platform/system_namespaces.py), created by the baseline in every stack.
+            why = f"{ns.name!r} is a system namespace declared in platform/system_namespaces.py; remove it here"
+            problems.append((f"{key}.name", why))
+        elif ns.quota is not None and ns.name in hosted:
+            problems.append((f"{key}.quota", "a hosted application's namespace is sized by apps.hosted[].quota"))
+        elif ns.quota is not None and ns.quota not in profiles:
+            why = f"unknown quota profile {ns.quota!r}; use one of {', '.join(sorted(profiles))} or add it"
+            problems.append((f"{key}.quota", why + " to kubernetes.quotaProfiles"))
+    return problems
 
 
 def _hosted_vm_names(infra: InfraConfig | None) -> set[str]:

@@ -1,23 +1,36 @@
-"""In-cluster baseline: namespaces with Pod Security Admission labels and default-deny network policies."""
+"""In-cluster baseline: namespaces with Pod Security Admission labels, default-deny network policies and quotas,
+the system namespaces of the cluster services, and the PriorityClasses."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from auxip_platform.infra.stack_config import NamespaceConfig
+from auxip_platform.infra.stack_config import DEFAULT_QUOTA_PROFILES, NamespaceConfig, QuotaProfile
+from auxip_platform.platform.priority import BUILT_IN_CLASSES, PriorityClasses
+from auxip_platform.platform.quotas import critical_pods_quota, namespace_quota
+from auxip_platform.platform.system_namespaces import SYSTEM_LABEL, SystemNamespace, managed_system_namespaces
 
 #: The cluster DNS service every namespace may reach once everything else is denied.
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS = {"k8s-app": "kube-dns"}
 
 
+#: The profile of a namespace whose config names none.
+DEFAULT_QUOTA_PROFILE = "default"
+
+
 @dataclass(frozen=True)
 class BaselineArgs:
     kubernetes_version: str
     namespaces: list[NamespaceConfig]
+    #: `kubernetes.quotaProfiles` (the built-in ones merged with the stack's).
+    quota_profiles: Mapping[str, QuotaProfile] = field(default_factory=lambda: dict(DEFAULT_QUOTA_PROFILES))
+    #: The cluster services' namespaces to create: all those this stack manages, unless a stack narrows them.
+    system_namespaces: Sequence[SystemNamespace] = field(default_factory=managed_system_namespaces)
 
 
 def pod_security_labels(level: str, kubernetes_version: str) -> dict[str, str]:
@@ -88,11 +101,44 @@ def namespace_with_default_deny(
     return namespace
 
 
+def as_namespace_config(system: SystemNamespace) -> NamespaceConfig:
+    """The system namespace as the namespace helper takes it: its level, and its reason as the exemption."""
+    return NamespaceConfig(name=system.name, pod_security=system.pod_security, exemption_reason=system.reason)
+
+
 class Baseline(pulumi.ComponentResource):
-    """One namespace per entry, each with default-deny ingress and egress plus an egress rule to cluster DNS."""
+    """One namespace per entry and per system namespace, each with default-deny ingress and egress, an egress rule to
+    cluster DNS, a ResourceQuota and a LimitRange; and the stack's PriorityClasses."""
 
     def __init__(self, name: str, args: BaselineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("auxip:platform:Baseline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.namespaces = [namespace_with_default_deny(ns, args.kubernetes_version, child) for ns in args.namespaces]
-        self.register_outputs({"namespaces": [ns.name for ns in args.namespaces]})
+        version, profiles = args.kubernetes_version, args.quota_profiles
+        self.priority_classes = PriorityClasses(f"{name}-priority", opts=child)
+        self.namespaces = []
+        for ns in args.namespaces:
+            namespace = namespace_with_default_deny(ns, version, child)
+            profile = profiles[ns.quota or DEFAULT_QUOTA_PROFILE]  # the stack config checks the name exists
+            namespace_quota(ns.name, profile, pulumi.ResourceOptions(parent=namespace))
+            self.namespaces.append(namespace)
+        #: By name, for the cluster services to depend on (`depends_on=[baseline.system_namespaces[KONG]]`).
+        self.system_namespaces: dict[str, k8s.core.v1.Namespace] = {}
+        for system in args.system_namespaces:
+            if not system.managed:
+                raise ValueError(f"{system.name!r} belongs to the distribution: the baseline does not create it")
+            namespace = namespace_with_default_deny(
+                as_namespace_config(system), version, child, labels={SYSTEM_LABEL: "system"}
+            )
+            inside = pulumi.ResourceOptions(parent=namespace)
+            profile = profiles[system.quota_profile]
+            namespace_quota(system.name, profile, inside)
+            if system.priority_class in BUILT_IN_CLASSES:
+                critical_pods_quota(system.name, system.priority_class, profile.pods, inside)
+            self.system_namespaces[system.name] = namespace
+        self.register_outputs(
+            {
+                "namespaces": [ns.name for ns in args.namespaces],
+                "systemNamespaces": list(self.system_namespaces),
+                "priorityClasses": sorted(self.priority_classes.classes),
+            }
+        )

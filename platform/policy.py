@@ -6,15 +6,24 @@ rules are checked offline on what a stack would create (`auxip_testing.render`),
 reports refer to them.
 
 - P1 namespaces: Pod Security `enforce` is `restricted` unless the namespace carries a written exemption; `audit`
-  and `warn` are at least as strict as `enforce`.
+  and `warn` are at least as strict as `enforce`; a system namespace (`platform/system_namespaces.py`) enforces
+  exactly the level declared there.
 - P2 network: every namespace has a default-deny NetworkPolicy (empty podSelector, Ingress and Egress, no rules).
 - P3 workloads: the Pod Security profile of their namespace (restricted, or baseline), checked here rather than only
   at admission; a workload in a namespace the stack does not create is a violation (its policy is unknown).
 - P4 images: pinned (a digest, or a tag other than `latest`) and pulled through the configured registry prefix.
-- P5 RBAC: no wildcard verbs or resources; no service account bound to `cluster-admin`.
+- P5 RBAC: no wildcard verbs, resources, API groups or non-resource URLs; no service account bound to
+  `cluster-admin`; no ClusterRoleBinding for a workload's service account (one outside the system namespaces): a
+  workload that needs the API gets a Role and RoleBinding in its own namespace.
 - P6 resources: every container sets CPU and memory requests and limits.
+- P7 quotas: every namespace has a ResourceQuota without scopes bounding CPU and memory requests and limits and the
+  number of pods, and a LimitRange giving containers default CPU and memory requests and limits.
+- P8 priority: every workload names its PriorityClass; the class is one the stack declares, or a built-in `system-*`
+  class admitted in its namespace (kube-system, or a ResourceQuota scoped to that class); classes reserved for the
+  cluster services (`auxip-platform-critical`, `system-*`) are used in system namespaces only; of the declared
+  classes exactly one is the global default.
 
-Only rules relevant to the objects present apply: a stack without workloads is checked by P1 and P2 alone.
+Only rules relevant to the objects present apply: a stack without workloads is checked by P1, P2 and P7 alone.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from auxip_platform.platform.priority import BUILT_IN_CLASSES, PLATFORM_CRITICAL
+from auxip_platform.platform.system_namespaces import KUBE_SYSTEM, SYSTEM_NAMESPACES
 
 EXEMPTION_ANNOTATION = "auxip.esa.int/pod-security-exemption"
 PSA_LABEL = "pod-security.kubernetes.io/{mode}"
@@ -117,6 +129,13 @@ def check_namespaces(objects: Iterable[dict[str, Any]]) -> Iterator[Violation]:
                 oid,
                 "P1.not-restricted",
                 f"enforces {enforce!r} without a written reason in annotation {EXEMPTION_ANNOTATION}",
+            )
+        declared = SYSTEM_NAMESPACES.get(str(_get(ns, "metadata", "name")))
+        if declared is not None and enforce != declared.pod_security:
+            yield Violation(
+                oid,
+                "P1.system-level",
+                f"enforces {enforce!r}, but platform/system_namespaces.py declares {declared.pod_security!r}",
             )
         for mode in ("audit", "warn"):
             # A missing audit/warn label means no audit/warning at all, i.e. as weak as `privileged`.
@@ -272,21 +291,35 @@ def check_images(objects: Iterable[dict[str, Any]], registry_prefix: str) -> Ite
 # P5 ------------------------------------------------------------------------------------------------------------------
 
 
+#: Rule fields where `*` grants everything there is, including what a later API version or CRD adds.
+WILDCARD_FIELDS = ("verbs", "resources", "apiGroups", "nonResourceURLs")
+
+
 def check_rbac(objects: Iterable[dict[str, Any]]) -> Iterator[Violation]:
     for obj in objects:
         kind, oid = obj.get("kind"), object_id(obj)
         if kind in ("Role", "ClusterRole"):
             for index, rule in enumerate(obj.get("rules") or []):
-                for field in ("verbs", "resources"):
+                for field in WILDCARD_FIELDS:
                     if "*" in (rule.get(field) or []):
                         yield Violation(oid, "P5.wildcard", f"rules[{index}].{field} contains '*'")
         elif kind in ("RoleBinding", "ClusterRoleBinding"):
             role = obj.get("roleRef") or {}
-            if role.get("kind") == "ClusterRole" and role.get("name") == "cluster-admin":
-                for subject in obj.get("subjects") or []:
-                    if subject.get("kind") == "ServiceAccount":
-                        account = f"{subject.get('namespace') or _namespace_of(obj)}/{subject.get('name')}"
-                        yield Violation(oid, "P5.cluster-admin", f"service account {account} is bound to cluster-admin")
+            for subject in obj.get("subjects") or []:
+                if subject.get("kind") != "ServiceAccount":
+                    continue  # people and groups are reviewed in the identity provider, not here
+                # A RoleBinding's subject without a namespace is in the binding's namespace.
+                account_ns = subject.get("namespace") or _namespace_of(obj)
+                account = f"{account_ns}/{subject.get('name')}"
+                if role.get("kind") == "ClusterRole" and role.get("name") == "cluster-admin":
+                    yield Violation(oid, "P5.cluster-admin", f"service account {account} is bound to cluster-admin")
+                if kind == "ClusterRoleBinding" and account_ns not in SYSTEM_NAMESPACES:
+                    yield Violation(
+                        oid,
+                        "P5.cluster-binding",
+                        f"binds workload service account {account} cluster-wide; "
+                        "grant a Role and RoleBinding in its namespace instead",
+                    )
 
 
 # P6 ------------------------------------------------------------------------------------------------------------------
@@ -311,8 +344,100 @@ def check_resources(objects: Iterable[dict[str, Any]]) -> Iterator[Violation]:
                 )
 
 
+# P7 ------------------------------------------------------------------------------------------------------------------
+
+#: What the namespace's quota must bound: with these, no set of pods can take more than the namespace was sized for.
+QUOTA_KEYS = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "pods")
+
+
+def _in_namespace(objects: list[dict[str, Any]], kind: str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for obj in (o for o in objects if o.get("kind") == kind):
+        found.setdefault(_namespace_of(obj), []).append(obj)
+    return found
+
+
+def _unscoped(quota: dict[str, Any]) -> bool:
+    # A scoped quota (a PriorityClass, BestEffort pods...) only counts the pods it selects: it bounds nothing else.
+    spec = quota.get("spec") or {}
+    return not spec.get("scopes") and not spec.get("scopeSelector")
+
+
+def check_quotas(objects: Iterable[dict[str, Any]]) -> Iterator[Violation]:
+    objects = list(objects)
+    quotas, limit_ranges = _in_namespace(objects, "ResourceQuota"), _in_namespace(objects, "LimitRange")
+    for ns in (o for o in objects if o.get("kind") == "Namespace"):
+        oid, name = object_id(ns), str(_get(ns, "metadata", "name"))
+        unscoped = [q for q in quotas.get(name, []) if _unscoped(q)]
+        bounded = {key for q in unscoped for key in (_get(q, "spec", "hard") or {})}
+        if not unscoped:
+            yield Violation(oid, "P7.quota", "no ResourceQuota without scopes bounds the namespace")
+        elif missing := [key for key in QUOTA_KEYS if key not in bounded]:
+            yield Violation(oid, "P7.quota", f"no ResourceQuota bounds {', '.join(missing)}")
+        # Both a default limit and a default request: a quota on limits (or requests) rejects any container without
+        # one, and a default limit alone would also become the request, reserving the whole limit.
+        given = {
+            f"{field}.{resource}"
+            for lr in limit_ranges.get(name, [])
+            for item in (_get(lr, "spec", "limits") or [])
+            if item.get("type") == "Container"
+            for field in ("default", "defaultRequest")
+            for resource in (item.get(field) or {})
+        }
+        wanted = [f"{field}.{resource}" for field in ("defaultRequest", "default") for resource in ("cpu", "memory")]
+        if name not in limit_ranges:
+            yield Violation(oid, "P7.limit-range", "no LimitRange gives containers default requests and limits")
+        elif missing := [key for key in wanted if key not in given]:
+            yield Violation(oid, "P7.limit-range", f"no LimitRange gives containers {', '.join(missing)}")
+
+
+# P8 ------------------------------------------------------------------------------------------------------------------
+
+#: Classes that preempt workloads: only the cluster services may use them.
+RESERVED_CLASSES = frozenset({PLATFORM_CRITICAL, *BUILT_IN_CLASSES})
+
+
+def _admitted_classes(quotas: list[dict[str, Any]]) -> set[str]:
+    """The PriorityClasses a namespace's scoped quotas admit (`scopeSelector: PriorityClass In [...]`)."""
+    admitted = set()
+    for quota in quotas:
+        for expression in _get(quota, "spec", "scopeSelector", "matchExpressions") or []:
+            if expression.get("scopeName") == "PriorityClass" and expression.get("operator") == "In":
+                admitted.update(expression.get("values") or [])
+    return admitted
+
+
+def check_priorities(objects: Iterable[dict[str, Any]]) -> Iterator[Violation]:
+    objects = list(objects)
+    classes = {str(_get(pc, "metadata", "name")): pc for pc in objects if pc.get("kind") == "PriorityClass"}
+    defaults = sorted(name for name, pc in classes.items() if pc.get("globalDefault"))
+    if classes and len(defaults) != 1:
+        # Without one, a pod naming no class gets priority 0, below every batch job; with two, admission fails.
+        where = "PriorityClass/" + ",".join(defaults or sorted(classes))
+        yield Violation(where, "P8.global-default", f"{len(defaults)} global defaults among the declared classes")
+    quotas = _in_namespace(objects, "ResourceQuota")
+    for obj in objects:
+        spec = pod_spec(obj)
+        if spec is None:
+            continue
+        oid, namespace = object_id(obj), _namespace_of(obj)
+        name = spec.get("priorityClassName")
+        if not name:
+            yield Violation(oid, "P8.priority-class", "sets no priorityClassName (say which class it runs at)")
+            continue
+        if name in BUILT_IN_CLASSES:
+            if namespace != KUBE_SYSTEM and name not in _admitted_classes(quotas.get(namespace, [])):
+                why = f"built-in class {name!r} needs a ResourceQuota scoped to it in namespace {namespace!r}"
+                yield Violation(oid, "P8.unknown-class", why)
+        elif name not in classes:
+            yield Violation(oid, "P8.unknown-class", f"PriorityClass {name!r} is not declared by this stack")
+        if name in RESERVED_CLASSES and namespace not in SYSTEM_NAMESPACES:
+            why = f"class {name!r} is reserved for the cluster services; namespace {namespace!r} is not a system one"
+            yield Violation(oid, "P8.reserved-class", why)
+
+
 def check_objects(objects: Iterable[dict[str, Any]], registry_prefix: str) -> list[Violation]:
-    """Every violation of P1..P6 in `objects`, sorted and without duplicates."""
+    """Every violation of P1..P8 in `objects`, sorted and without duplicates."""
     objects = list(objects)
     found = {
         *check_namespaces(objects),
@@ -321,5 +446,7 @@ def check_objects(objects: Iterable[dict[str, Any]], registry_prefix: str) -> li
         *check_images(objects, registry_prefix),
         *check_rbac(objects),
         *check_resources(objects),
+        *check_quotas(objects),
+        *check_priorities(objects),
     }
     return sorted(found)

@@ -19,6 +19,7 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
+from auxip_testing import crd_schemas
 from auxip_testing.cache import cached_dir
 from auxip_testing.pulumi_mocks import REPO_ROOT, RegisteredResource, run_program
 
@@ -70,9 +71,21 @@ def object_id(obj: dict[str, Any]) -> str:
 
 
 def validate_objects(objects: list[dict[str, Any]], kubernetes_version: str) -> list[InvalidObject]:
-    """Strict schema validation: unknown fields, wrong types and missing required fields are all errors."""
+    """Strict schema validation: unknown fields, wrong types and missing required fields are all errors.
+
+    Core kinds are checked by kubernetes-validate; custom resources of the groups whose CRDs the cluster services
+    install, against those CRDs (`auxip_testing.crd_schemas`, fetched once into the artifact cache).
+    """
     invalid = []
     for obj in objects:
+        group = str(obj.get("apiVersion") or "").rpartition("/")[0]
+        # Every Kubernetes API group with a dot ends in .k8s.io: anything else is a custom resource, and only then
+        # are the CRD schemas loaded (fetched into the cache on first use, `make prepare` does it ahead).
+        if "." in group and not group.endswith(".k8s.io") and group in crd_schemas.custom_groups():
+            invalid += [
+                InvalidObject(object_id(obj), p) for p in crd_schemas.validate_custom_resource(obj, kubernetes_version)
+            ]
+            continue
         try:
             kubernetes_validate.validate(obj, kubernetes_version, strict=True)
         except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as exc:

@@ -1,8 +1,9 @@
 """The rendered objects of every example stack satisfy our security policy, and each rule rejects what it should.
 
-The stacks only render namespaces and network policies today, so the workload, image, RBAC and resource rules are
-proven on synthetic objects; each one is first shown to pass schema validation, so the policy is tested on objects
-the API server would accept, not on arbitrary dicts.
+The stacks render namespaces (their own and the system ones), network policies, quotas, PriorityClasses and, in
+prod, the hosted applications' Deployments; the rest of the workload, image, RBAC and resource rules are proven on
+synthetic objects, each first shown to pass schema validation, so the policy is tested on objects the API server
+would accept, not on arbitrary dicts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 import pytest
 
 from auxip_platform.infra.stack_config import StackConfig, load_stack_file
-from auxip_platform.platform.policy import EXEMPTION_ANNOTATION, Violation, check_objects, image_problems
+from auxip_platform.platform.policy import EXEMPTION_ANNOTATION, Violation, check_objects, image_problems, object_id
+from auxip_platform.platform.priority import WORKLOAD_DEFAULT
+from auxip_platform.platform.system_namespaces import SYSTEM_NAMESPACES, managed_system_namespaces
 from auxip_testing.pulumi_mocks import REPO_ROOT, run_program
 from auxip_testing.render import kubernetes_objects, validate_objects
 
@@ -31,7 +34,7 @@ def stacks() -> dict[str, tuple[StackConfig, list[dict[str, Any]]]]:
 
 @pytest.fixture
 def prod(stacks: dict[str, tuple[StackConfig, list[dict[str, Any]]]]) -> tuple[StackConfig, list[dict[str, Any]]]:
-    # prod is the stack with an exempt namespace (`logging`); a deep copy so mutations never leak between tests.
+    # prod has hosted applications besides the system namespaces; a deep copy so mutations never leak between tests.
     config, objects = stacks["prod"]
     return config, copy.deepcopy(objects)
 
@@ -47,6 +50,7 @@ def compliant_pod(prefix: str, namespace: str = "auxip", name: str = "api") -> d
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
+            "priorityClassName": WORKLOAD_DEFAULT,
             "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [
                 {
@@ -115,8 +119,11 @@ def test_example_stack_has_no_violations(
 ) -> None:
     config, objects = stacks[stack]
     namespaces = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
-    # The check must have had something to look at: every configured namespace is rendered.
-    assert sorted(namespaces) == sorted(ns.name for ns in config.kubernetes.namespaces)
+    # The check must have had something to look at: every configured and every system namespace is rendered.
+    system = [ns.name for ns in managed_system_namespaces()]
+    assert sorted(namespaces) == sorted([*(ns.name for ns in config.kubernetes.namespaces), *system])
+    kinds = {o["kind"] for o in objects}
+    assert {"ResourceQuota", "LimitRange", "PriorityClass"} <= kinds
     assert check_objects(objects, config.registry_prefix) == []
 
 
@@ -124,6 +131,7 @@ def test_prod_logging_namespace_is_exempt_with_its_reason(prod: tuple[StackConfi
     _, objects = prod
     logging = namespace(objects, "logging")
     assert logging["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert logging["metadata"]["annotations"][EXEMPTION_ANNOTATION] == SYSTEM_NAMESPACES["logging"].reason
     assert "hostPath" in logging["metadata"]["annotations"][EXEMPTION_ANNOTATION]
 
 
@@ -406,6 +414,13 @@ def test_service_account_bound_to_cluster_admin_is_rejected(prod: tuple[StackCon
         (v.object_id, v.rule, v.message.split(" is bound")[0]) for v in check_objects([*objects, *bindings], PREFIX)
     ] == [
         ("ClusterRoleBinding/admin-api", "P5.cluster-admin", "service account auxip/api"),
+        # Bound cluster-wide, and a workload's: also P5.cluster-binding (any ClusterRole, see below).
+        (
+            "ClusterRoleBinding/admin-api",
+            "P5.cluster-binding",
+            "binds workload service account auxip/api cluster-wide; grant a Role and RoleBinding in its namespace "
+            "instead",
+        ),
         ("RoleBinding/auxip/admin-ingest", "P5.cluster-admin", "service account auxip/ingest"),
     ]
 
@@ -423,3 +438,215 @@ def test_missing_limits_are_rejected(prod: tuple[StackConfig, list[dict[str, Any
     assert check_objects([*objects, deployment], config.registry_prefix) == [
         Violation("Deployment/auxip/api", "P6.resources", missing)
     ]
+
+
+def rbac(kind: str, name: str, namespace: str | None = None, **body: Any) -> dict[str, Any]:
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": metadata, **body}
+
+
+def role_ref(kind: str, name: str) -> dict[str, str]:
+    return {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}
+
+
+def test_cluster_role_binding_of_a_workload_account_is_rejected(
+    prod: tuple[StackConfig, list[dict[str, Any]]],
+) -> None:
+    # Even to a harmless read-only ClusterRole: a workload gets a Role in its namespace. An operator in a system
+    # namespace (cert-manager watches Certificates everywhere) may be bound cluster-wide; so may kube-system's.
+    config, objects = prod
+    reader = rbac("ClusterRole", "pod-reader", rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}])
+    account = {"kind": "ServiceAccount", "name": "sra", "namespace": "hosted-sra"}
+    operator = {"kind": "ServiceAccount", "name": "cert-manager", "namespace": "cert-manager"}
+    distribution = {"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}
+    ref = role_ref("ClusterRole", "pod-reader")
+    bindings = [
+        rbac("ClusterRoleBinding", "sra-reader", roleRef=ref, subjects=[account]),
+        rbac("ClusterRoleBinding", "cm-reader", roleRef=ref, subjects=[operator]),
+        rbac("ClusterRoleBinding", "dns", roleRef=ref, subjects=[distribution]),
+        # The same grant as a RoleBinding in the workload's own namespace is what P5 asks for.
+        rbac("RoleBinding", "sra-reader", "hosted-sra", roleRef=ref, subjects=[account]),
+    ]
+    assert validate_objects([reader, *bindings], config.kubernetes.version) == []
+    assert rules(check_objects([*objects, reader, *bindings], config.registry_prefix)) == {
+        ("ClusterRoleBinding/sra-reader", "P5.cluster-binding")
+    }
+
+
+def test_wildcard_api_groups_and_urls_are_rejected(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    config, objects = prod
+    role = rbac(
+        "ClusterRole",
+        "too-wide",
+        rules=[
+            {"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["get"]},  # secrets of every group, present or not
+            {"nonResourceURLs": ["*"], "verbs": ["get"]},
+        ],
+    )
+    assert validate_objects([role], config.kubernetes.version) == []
+    assert [(v.rule, v.message) for v in check_objects([*objects, role], config.registry_prefix)] == [
+        ("P5.wildcard", "rules[0].apiGroups contains '*'"),
+        ("P5.wildcard", "rules[1].nonResourceURLs contains '*'"),
+    ]
+
+
+def test_stack_grants_no_api_access_to_its_workloads(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    # The hosted applications never call the API: no Role, no binding, and no token mounted (the "or none" case).
+    _, objects = prod
+    assert [o for o in objects if o["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")] == []
+    accounts = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert accounts
+    assert all(a["automountServiceAccountToken"] is False for a in accounts)
+
+
+# P1: system namespaces -------------------------------------------------------------------------------------------
+
+
+def test_system_namespace_weakened_below_its_declared_level_is_rejected(
+    prod: tuple[StackConfig, list[dict[str, Any]]],
+) -> None:
+    # cert-manager is declared restricted: relabelled privileged, even with a reason, it no longer matches the code.
+    config, objects = prod
+    ns = namespace(objects, "cert-manager")
+    for mode in ("enforce", "audit", "warn"):
+        ns["metadata"]["labels"][f"pod-security.kubernetes.io/{mode}"] = "privileged"
+    ns["metadata"]["annotations"] = {EXEMPTION_ANNOTATION: "the webhook would be easier to debug this way"}
+    assert check_objects(objects, config.registry_prefix) == [
+        Violation(
+            "Namespace/cert-manager",
+            "P1.system-level",
+            "enforces 'privileged', but platform/system_namespaces.py declares 'restricted'",
+        )
+    ]
+
+
+def test_privileged_pod_in_restricted_system_namespace_is_rejected(
+    prod: tuple[StackConfig, list[dict[str, Any]]],
+) -> None:
+    # Being a system namespace exempts nothing by itself: kong is restricted, so a privileged pod there fails P3.
+    config, objects = prod
+    pod = privileged_pod(config.registry_prefix, "kong")
+    pod["spec"]["priorityClassName"] = "auxip-platform-critical"
+    violations = check_objects([*objects, pod], config.registry_prefix)
+    assert rules(violations) == {("Pod/kong/fluent-bit", rule) for rule in PRIVILEGED_POD_IN_RESTRICTED}
+
+
+# P7: quotas and limit ranges -------------------------------------------------------------------------------------
+
+
+def without(objects: list[dict[str, Any]], kind: str, namespace_name: str) -> list[dict[str, Any]]:
+    return [o for o in objects if (o["kind"], o["metadata"].get("namespace")) != (kind, namespace_name)]
+
+
+@pytest.mark.parametrize("namespace_name", ["auxip", "hosted-mp", "kafka"])
+def test_namespace_without_quota_is_rejected(
+    prod: tuple[StackConfig, list[dict[str, Any]]], namespace_name: str
+) -> None:
+    # One of each origin: a baseline namespace, a hosted application's, a system namespace.
+    config, objects = prod
+    assert check_objects(without(objects, "ResourceQuota", namespace_name), config.registry_prefix) == [
+        Violation(f"Namespace/{namespace_name}", "P7.quota", "no ResourceQuota without scopes bounds the namespace")
+    ]
+
+
+def test_namespace_without_limit_range_is_rejected(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    config, objects = prod
+    assert check_objects(without(objects, "LimitRange", "harbor"), config.registry_prefix) == [
+        Violation("Namespace/harbor", "P7.limit-range", "no LimitRange gives containers default requests and limits")
+    ]
+
+
+def test_scoped_quota_alone_does_not_bound_the_namespace(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    # calico-system has two quotas; the one scoped to system-node-critical pods bounds nothing else.
+    config, objects = prod
+    objects = [o for o in objects if object_id(o) != "ResourceQuota/calico-system/quota"]
+    assert "ResourceQuota/calico-system/critical-pods" in {object_id(o) for o in objects}
+    assert rules(check_objects(objects, config.registry_prefix)) == {("Namespace/calico-system", "P7.quota")}
+
+
+def test_quota_and_limit_range_missing_keys_are_named(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    config, objects = prod
+    quota = next(o for o in objects if o["kind"] == "ResourceQuota" and o["metadata"]["namespace"] == "auxip")
+    del quota["spec"]["hard"]["limits.memory"]
+    del quota["spec"]["hard"]["pods"]
+    limits = next(o for o in objects if o["kind"] == "LimitRange" and o["metadata"]["namespace"] == "auxip")
+    del limits["spec"]["limits"][0]["defaultRequest"]
+    del limits["spec"]["limits"][0]["default"]["memory"]
+    assert validate_objects([quota, limits], config.kubernetes.version) == []
+    assert [(v.rule, v.message) for v in check_objects(objects, config.registry_prefix)] == [
+        ("P7.limit-range", "no LimitRange gives containers defaultRequest.cpu, defaultRequest.memory, default.memory"),
+        ("P7.quota", "no ResourceQuota bounds limits.memory, pods"),
+    ]
+
+
+# P8: priority classes --------------------------------------------------------------------------------------------
+
+
+def test_workload_without_priority_class_is_rejected(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    config, objects = prod
+    deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "hosted-mp")
+    del deployment["spec"]["template"]["spec"]["priorityClassName"]
+    assert check_objects(objects, config.registry_prefix) == [
+        Violation(
+            "Deployment/hosted-mp/mp", "P8.priority-class", "sets no priorityClassName (say which class it runs at)"
+        )
+    ]
+
+
+def test_undeclared_priority_class_is_rejected(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    config, objects = prod
+    pod = compliant_pod(config.registry_prefix)
+    pod["spec"]["priorityClassName"] = "very-important"
+    job = in_template("Job", compliant_pod(config.registry_prefix, "auxip-ingest", "reprocess"))
+    job["spec"]["template"]["spec"]["priorityClassName"] = "auxip-batch-low"  # declared: accepted
+    assert check_objects([*objects, pod, job], config.registry_prefix) == [
+        Violation("Pod/auxip/api", "P8.unknown-class", "PriorityClass 'very-important' is not declared by this stack")
+    ]
+
+
+def test_reserved_classes_only_in_system_namespaces(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    # A workload at platform-critical would preempt the cluster services' peers; system-node-critical even more.
+    config, objects = prod
+    critical = compliant_pod(config.registry_prefix, "auxip", "greedy")
+    critical["spec"]["priorityClassName"] = "auxip-platform-critical"
+    node_critical = compliant_pod(config.registry_prefix, "auxip-ingest", "greedier")
+    node_critical["spec"]["priorityClassName"] = "system-node-critical"
+    in_system = compliant_pod(config.registry_prefix, "cert-manager", "webhook")
+    in_system["spec"]["priorityClassName"] = "auxip-platform-critical"  # accepted
+    violations = check_objects([*objects, critical, node_critical, in_system], config.registry_prefix)
+    assert rules(violations) == {
+        ("Pod/auxip/greedy", "P8.reserved-class"),
+        ("Pod/auxip-ingest/greedier", "P8.reserved-class"),
+        # And no quota in auxip-ingest admits the built-in class.
+        ("Pod/auxip-ingest/greedier", "P8.unknown-class"),
+    }
+
+
+def test_built_in_class_needs_the_quota_that_admits_it(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    # calico-system declares system-node-critical and holds the scoped quota; tigera-operator too. Without the
+    # quota, a cluster that limits the system-* classes to kube-system would refuse calico-node.
+    config, objects = prod
+    calico = compliant_pod(config.registry_prefix, "calico-system", "calico-node")
+    calico["spec"]["priorityClassName"] = "system-node-critical"
+    assert check_objects([*objects, calico], config.registry_prefix) == []
+    objects = [o for o in objects if object_id(o) != "ResourceQuota/calico-system/critical-pods"]
+    assert rules(check_objects([*objects, calico], config.registry_prefix)) == {
+        ("Pod/calico-system/calico-node", "P8.unknown-class")
+    }
+
+
+def test_exactly_one_global_default_class(prod: tuple[StackConfig, list[dict[str, Any]]]) -> None:
+    config, objects = prod
+    classes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "PriorityClass"}
+    assert [name for name, pc in classes.items() if pc["globalDefault"]] == [WORKLOAD_DEFAULT]
+    classes["auxip-batch-low"]["globalDefault"] = True
+    assert check_objects(objects, config.registry_prefix) == [
+        Violation(
+            "PriorityClass/auxip-batch-low,auxip-workload-default",
+            "P8.global-default",
+            "2 global defaults among the declared classes",
+        )
+    ]
+    classes["auxip-batch-low"]["globalDefault"] = classes[WORKLOAD_DEFAULT]["globalDefault"] = False
+    (violation,) = check_objects(objects, config.registry_prefix)
+    assert (violation.rule, violation.message) == ("P8.global-default", "0 global defaults among the declared classes")

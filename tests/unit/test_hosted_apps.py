@@ -24,6 +24,7 @@ from auxip.ingest.sources.settings import SourceSettings
 from auxip.routing.settings import PublishedTrigger, RouteSettings, SourceTrigger
 from auxip_platform.infra.stack_config import NamespaceConfig, StackConfigError, load_stack_config, load_stack_file
 from auxip_platform.platform.policy import check_objects
+from auxip_platform.platform.priority import WORKLOAD_DEFAULT
 from auxip_testing.pulumi_mocks import REPO_ROOT, ProgramError, RegisteredResource, run_program
 from auxip_testing.render import kubernetes_objects, normalise, validate_objects
 
@@ -513,7 +514,11 @@ def test_component_in_an_exempt_namespace_leaves_only_the_user_to_the_image() ->
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    assert check_objects([*objects, *exchange_policies(objects, "sra").values()], PROD.registry_prefix) == []
+    # The PriorityClass the Deployment names is the baseline's (platform/priority.py), not the component's.
+    priority = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": WORKLOAD_DEFAULT},
+                "value": 10000, "globalDefault": True}  # fmt: skip
+    exchanges = exchange_policies(objects, "sra").values()
+    assert check_objects([*objects, *exchanges, priority], PROD.registry_prefix) == []
 
 
 def test_component_for_a_vm_renders_only_the_exchange_policies() -> None:

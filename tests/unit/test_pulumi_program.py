@@ -25,13 +25,20 @@ def by_type(resources: list[RegisteredResource], type_token: str) -> list[Regist
 
 
 def test_every_layer_is_a_component_under_the_stack(dev: list[RegisteredResource]) -> None:
-    # The layers are the components directly under the stack; the infra layer has its own sub-components
-    # (network, security groups, VM groups...), which must all sit inside it.
+    # The layers are the components directly under the stack; a layer's own sub-components (the infra layer's
+    # network, security groups, VM groups...; the baseline's PriorityClasses) must all sit inside that layer.
     stack_urn = next(r.parent for r in dev if r.type == "auxip:infra:Infra")
     components = {r.type: r for r in dev if not r.custom and r.parent == stack_urn}
     nested = [r for r in dev if not r.custom and r.parent != stack_urn]
-    assert nested
-    assert all(r.type.startswith("auxip:infra:") for r in nested)
+    by_urn = {r.urn: r for r in dev}
+
+    def layer_of(resource: RegisteredResource) -> RegisteredResource:
+        while resource.parent != stack_urn:
+            resource = by_urn[resource.parent]
+        return resource
+
+    assert {r.type.split(":")[1] for r in nested} >= {"infra", "platform"}
+    assert all(r.type.split(":")[1] == layer_of(r).type.split(":")[1] for r in nested)
     assert set(components) == {
         "auxip:infra:Infra",
         "auxip:platform:Baseline",
@@ -44,7 +51,12 @@ def test_every_layer_is_a_component_under_the_stack(dev: list[RegisteredResource
 
 def test_namespaces_are_children_of_the_baseline_with_restricted_pod_security(dev: list[RegisteredResource]) -> None:
     baseline = by_type(dev, "auxip:platform:Baseline")[0]
-    namespaces = by_type(dev, "kubernetes:core/v1:Namespace")
+    # The system namespaces (platform/system_namespaces.py) are the baseline's too; tests/unit/test_baseline.py.
+    namespaces = [
+        ns
+        for ns in by_type(dev, "kubernetes:core/v1:Namespace")
+        if "auxip.esa.int/namespace-class" not in ns.inputs["metadata"]["labels"]
+    ]
     assert sorted(ns.inputs["metadata"]["name"] for ns in namespaces) == ["auxip", "auxip-ingest", "monitoring"]
     for ns in namespaces:
         assert ns.parent == baseline.urn

@@ -26,6 +26,7 @@ from auxip.deploy.exchanges import inbox_url, outbox_url
 # install of `auxip_platform` (an import hook), hence the ignores; the tests exercise both through the program.
 from auxip_platform.infra.stack_config import NamespaceConfig  # type: ignore[import-not-found]
 from auxip_platform.platform.baseline import namespace_with_default_deny  # type: ignore[import-not-found]
+from auxip_platform.platform.priority import WORKLOAD_DEFAULT  # type: ignore[import-not-found]
 
 #: Pods of the AUXIP that run sources and routes; the per-exchange egress rules select them and nothing else.
 EXCHANGE_POD_LABELS = {"auxip.esa.int/exchange": "true"}
@@ -306,6 +307,8 @@ class HostedApp(pulumi.ComponentResource):
                 template=core.PodTemplateSpecArgs(
                     metadata=meta.ObjectMetaArgs(labels=self._labels()),
                     spec=core.PodSpecArgs(
+                        # A guest of the platform: scheduled when there is room, never preempting the AUXIP's pods.
+                        priority_class_name=WORKLOAD_DEFAULT,
                         service_account_name=account.metadata.name,
                         automount_service_account_token=False,
                         enable_service_links=False,
