@@ -167,7 +167,7 @@ def test_mp_namespace_opens_only_dns_storage_and_the_reverse_proxy(prod: list[di
     ingress = [rule for p in policies.values() for rule in p["spec"].get("ingress") or []]
     assert ingress == [
         {
-            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kong"}}}],
             "ports": [{"protocol": "TCP", "port": 8080}],
         }
     ]
@@ -248,7 +248,7 @@ def test_mp_deployment_runs_the_pinned_image_restricted(prod: list[dict[str, Any
 def test_mp_ingress_uses_the_reverse_proxy_with_tls(prod: list[dict[str, Any]]) -> None:
     (ingress,) = in_namespace(prod, "hosted-mp", "Ingress")
     spec = ingress["spec"]
-    assert spec["ingressClassName"] == "nginx"
+    assert spec["ingressClassName"] == "kong"
     assert spec["tls"] == [{"hosts": ["mp.auxip.example.eu"], "secretName": "mp-tls"}]
     backend = spec["rules"][0]["http"]["paths"][0]["backend"]["service"]
     (service,) = in_namespace(prod, "hosted-mp", "Service")

@@ -100,10 +100,12 @@ class ExchangeStorage(StrictModel):
 
 
 class ReverseProxy(StrictModel):
-    """The platform's ingress controller: the class hosted applications' Ingresses use, and where its pods run."""
+    """The platform's ingress controller: the class hosted applications' Ingresses use, and where its pods run.
 
-    class_name: str = Field(default="nginx", pattern=DNS_LABEL)
-    namespace: str = Field(default="ingress-nginx", pattern=DNS_LABEL)
+    Kong by default, as in the cluster services (`platform/services/kong.py`), which installs it in `kong`."""
+
+    class_name: str = Field(default="kong", pattern=DNS_LABEL)
+    namespace: str = Field(default="kong", pattern=DNS_LABEL)
 
 
 class ExternalPeer(StrictModel):
