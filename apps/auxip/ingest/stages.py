@@ -157,8 +157,11 @@ def _online_md5(engine: Engine, name: str) -> str | bool | None:
 
 
 def _check_space(pipeline: Pipeline, item: Item) -> None:
-    pipeline.staging_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(pipeline.staging_dir).free
+    try:
+        free = shutil.disk_usage(pipeline.staging_dir).free
+    except FileNotFoundError:  # first use, or an operator removed it: not worth a mkdir per item otherwise
+        pipeline.staging_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(pipeline.staging_dir).free
     needed = (item.size or 0) + pipeline.settings.min_free_bytes
     if free < needed:
         wait = min(30.0, pipeline.settings.retry_max_seconds)
@@ -288,8 +291,7 @@ async def prepare(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
     if not parsed.known_type and pipeline.settings.unknown_types == "quarantine":
         raise Rejection("unknown-type", f"{parsed.product_type} is not a known Sentinel-1 auxiliary type")
     work = pipeline.work_dir(item)
-    _remove(work)
-    work.mkdir(parents=True)
+    await asyncio.to_thread(_fresh_dir, work, work)
     rule = pipeline.rules.rule_for(parsed.product_type)
     try:
         result = await asyncio.to_thread(
@@ -352,14 +354,18 @@ async def store(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
         local = pipeline.storage.local_path(key)
         if local is not None and _same_filesystem(published, local):
             # Same filesystem: a rename is atomic and copies nothing; the MD5 was computed while writing the file.
-            local.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(published, local)
+            await asyncio.to_thread(_move_into_place, published, local)
         else:
             info = await pipeline.storage.put_file(key, published)
             if info.md5 is not None and info.md5 != md5:
                 raise Retry(f"storage wrote MD5 {info.md5} for {key}, expected {md5}")
     faults.point("store.after")
     return advance(pipeline.engine, item, worker, "stored", {"storage_key": key}, hold_for=pipeline.hold)
+
+
+def _move_into_place(published: Path, stored: Path) -> None:
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(published, stored)
 
 
 def _same_filesystem(a: Path, b: Path) -> bool:
