@@ -176,9 +176,8 @@ def test_os05_modules_blacklisted(host: Any) -> None:
         assert f"blacklist {module}" not in config
 
 
-@needs_vm
 def test_os05_kubernetes_modules_loaded_at_boot(host: Any) -> None:
-    # Loading needs a VM; the file systemd-modules-load reads at boot is checked here.
+    # Loading needs a VM; the file systemd-modules-load reads at boot does not.
     lines = host.file("/etc/modules-load.d/os-hardening-kubernetes.conf").content_string.splitlines()
     assert [line for line in lines if not line.startswith("#")] == ["overlay", "br_netfilter"]
 
