@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from auxip.validation import repeated
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 #: Public keys only: a private key pasted by mistake does not match (and the plaintext-credential check names it).
 SSH_PUBLIC_KEY = r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+( \S+)?$"
@@ -173,7 +175,7 @@ class OpenStackConfig(InfraModel):
     @classmethod
     def _unique_names(cls, value: list[WorkerPool] | list[HostedVm]) -> list[WorkerPool] | list[HostedVm]:
         names = [item.name for item in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(names)
         if duplicates:
             raise ValueError(f"duplicate names: {', '.join(duplicates)}")
         return value
@@ -183,7 +185,7 @@ class OpenStackConfig(InfraModel):
     def _every_purpose_once(cls, value: list[Bucket]) -> list[Bucket]:
         purposes = [bucket.purpose for bucket in value]
         missing = sorted({"products", "backups", "thanos", "logs"} - set(purposes))
-        duplicates = sorted({p for p in purposes if purposes.count(p) > 1})
+        duplicates = repeated(purposes)
         if missing or duplicates:
             raise ValueError(f"one bucket per purpose: missing {missing}, duplicated {duplicates}")
         return value
@@ -242,7 +244,7 @@ class InfraConfig(InfraModel):
 
 def _check_existing(hosts: list[ExistingHost]) -> None:
     names = [host.name for host in hosts]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = repeated(names)
     if duplicates:
         raise ValueError(f"existingHosts: duplicate names {duplicates}")
     roles = [host.role for host in hosts]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from auxip.deploy.config import AppsConfig, ComputeAmounts, ExchangeStorage
+from auxip.validation import repeated
 from auxip_platform.infra.config import InfraConfig
 from auxip_platform.platform.services.config import ClusterServicesConfig
 from auxip_platform.platform.system_namespaces import SYSTEM_NAMESPACES
@@ -173,7 +174,7 @@ class KubernetesConfig(StrictModel):
     @classmethod
     def _unique_namespaces(cls, value: list[NamespaceConfig]) -> list[NamespaceConfig]:
         names = [ns.name for ns in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(names)
         if duplicates:
             raise ValueError(f"duplicate namespace names: {', '.join(duplicates)}")
         return value

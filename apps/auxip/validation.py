@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -16,6 +16,11 @@ def _compiles(pattern: str) -> str:
     except re.error as exc:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
     return pattern
+
+
+def repeated(values: Sequence[str]) -> list[str]:
+    """The values that occur more than once, sorted: what a uniqueness check names in its error."""
+    return sorted({value for value in values if values.count(value) > 1})
 
 
 #: A regular expression that compiles.

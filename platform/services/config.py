@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from auxip.validation import repeated
+
 if TYPE_CHECKING:
     from auxip_platform.infra.stack_config import StackConfig
 
@@ -166,7 +168,7 @@ class StorageConfig(ServicesModel):
     @classmethod
     def _one_default(cls, value: list[StorageClassConfig]) -> list[StorageClassConfig]:
         names = [c.name for c in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(names)
         if duplicates:
             raise ValueError(f"duplicate storage class names: {', '.join(duplicates)}")
         defaults = [c.name for c in value if c.default]

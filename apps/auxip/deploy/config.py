@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from auxip.ingest.sources.settings import SCHEMES as SOURCE_SCHEMES
 from auxip.routing.settings import TARGET_SCHEMES
-from auxip.validation import Regex
+from auxip.validation import Regex, repeated
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
@@ -244,7 +244,7 @@ class HostedAppConfig(StrictModel):
     @classmethod
     def _unique_exchanges(cls, value: list[Exchange]) -> list[Exchange]:
         names = [exchange.name for exchange in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(names)
         if duplicates:
             raise ValueError(f"duplicate exchange names: {', '.join(duplicates)}")
         return value
@@ -296,7 +296,7 @@ class AppsConfig(StrictModel):
     @classmethod
     def _unique_apps(cls, value: list[HostedAppConfig]) -> list[HostedAppConfig]:
         names = [app.name for app in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated(names)
         if duplicates:
             raise ValueError(f"duplicate application names: {', '.join(duplicates)}")
         return value
