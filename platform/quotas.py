@@ -35,10 +35,10 @@ def quota_hard(profile: QuotaProfile) -> dict[str, str]:
 
 
 def namespace_quota(
-    namespace: str, profile: QuotaProfile, opts: pulumi.ResourceOptions
+    namespace: str, profile: QuotaProfile, opts: pulumi.ResourceOptions, labels: dict[str, str] | None = None
 ) -> tuple[core.ResourceQuota, core.LimitRange]:
     """The ResourceQuota and the container LimitRange of `namespace`; `opts` should parent them to the namespace."""
-    labels = {"app.kubernetes.io/part-of": "auxip"}
+    labels = {"app.kubernetes.io/part-of": "auxip", **(labels or {})}
     quota = core.ResourceQuota(
         f"{namespace}-quota",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=QUOTA_NAME, namespace=namespace, labels=labels),

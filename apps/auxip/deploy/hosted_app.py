@@ -24,9 +24,14 @@ from auxip.deploy.exchanges import inbox_url, outbox_url
 
 # The namespace and its default-deny policies are the baseline's, reused as is. mypy cannot follow the editable
 # install of `auxip_platform` (an import hook), hence the ignores; the tests exercise both through the program.
-from auxip_platform.infra.stack_config import NamespaceConfig  # type: ignore[import-not-found]
+from auxip_platform.infra.stack_config import (  # type: ignore[import-not-found]
+    ContainerDefaults,
+    NamespaceConfig,
+    QuotaProfile,
+)
 from auxip_platform.platform.baseline import namespace_with_default_deny  # type: ignore[import-not-found]
 from auxip_platform.platform.priority import WORKLOAD_DEFAULT  # type: ignore[import-not-found]
+from auxip_platform.platform.quotas import namespace_quota  # type: ignore[import-not-found]
 
 #: Pods of the AUXIP that run sources and routes; the per-exchange egress rules select them and nothing else.
 EXCHANGE_POD_LABELS = {"auxip.esa.int/exchange": "true"}
@@ -145,40 +150,16 @@ class HostedApp(pulumi.ComponentResource):
         quota, resources = app.quota, app.resources
         assert quota is not None  # the config model requires quota and resources for kind kubernetes
         assert resources is not None
-        core.ResourceQuota(
-            f"{app.namespace}-quota",
-            metadata=self._metadata("quota"),
-            spec=core.ResourceQuotaSpecArgs(
-                hard={
-                    "requests.cpu": quota.requests.cpu,
-                    "requests.memory": quota.requests.memory,
-                    "limits.cpu": quota.limits.cpu,
-                    "limits.memory": quota.limits.memory,
-                    "pods": str(quota.pods),
-                    # Inbox and outbox are S3 prefixes: no volume claims, and no way to expose the namespace
-                    # outside the reverse proxy.
-                    "persistentvolumeclaims": "0",
-                    "services.loadbalancers": "0",
-                    "services.nodeports": "0",
-                }
-            ),
-            opts=opts,
+        # Inbox and outbox are S3 prefixes: no volume claims, and no way to expose the namespace outside the reverse
+        # proxy (the profile's defaults: no claims, load balancers or node ports). A container gets what the app
+        # declares, and no more.
+        profile = QuotaProfile(
+            requests=quota.requests,
+            limits=quota.limits,
+            pods=quota.pods,
+            container=ContainerDefaults(requests=resources.requests, limits=resources.limits, max=resources.limits),
         )
-        core.LimitRange(
-            f"{app.namespace}-limits",
-            metadata=self._metadata("limits"),
-            spec=core.LimitRangeSpecArgs(
-                limits=[
-                    core.LimitRangeItemArgs(
-                        type="Container",
-                        default={"cpu": resources.limits.cpu, "memory": resources.limits.memory},
-                        default_request={"cpu": resources.requests.cpu, "memory": resources.requests.memory},
-                        max={"cpu": resources.limits.cpu, "memory": resources.limits.memory},
-                    )
-                ]
-            ),
-            opts=opts,
-        )
+        namespace_quota(app.namespace, profile, opts, labels=self._labels())
 
     def _app_network(self, opts: pulumi.ResourceOptions) -> None:
         app, storage = self.args.app, self.args.storage
