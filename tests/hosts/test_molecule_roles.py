@@ -35,12 +35,15 @@ def test_every_role_has_a_scenario() -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda path: path.parents[2].name)
-def test_molecule_test(scenario: Path, ansible_env: dict[str, str]) -> None:
+def test_molecule_test(scenario: Path, ansible_env: dict[str, str], tmp_path: Path) -> None:
     suffix = str(os.getpid())
     env = {
         **ansible_env,
         # Unique container names, so a run left behind by another session cannot clash with this one.
         "AUXIP_MOLECULE_SUFFIX": suffix,
+        # Molecule keys its state directory by the role directory's name alone: two checkouts testing the same role
+        # at once would share (and destroy) each other's inventory. One directory per run instead.
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "molecule"),
         "NO_COLOR": "1",
         "PY_COLORS": "0",
     }

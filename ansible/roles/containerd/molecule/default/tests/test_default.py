@@ -7,13 +7,14 @@ Only module loading needs a VM: there the modules-load.d file is checked.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from auxip_testing.molecule_checks import podman_hosts, root_file, vm_only  # noqa: F401 (vm_only: a fixture, found by name)
 
 ROLE_DIR = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROLE_DIR / "defaults" / "main.yml").read_text())
@@ -22,28 +23,7 @@ GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]["all"]
 MIRROR_PORT = 8443
 
 
-def _hosts(group: dict[str, Any]) -> list[str]:
-    names = list((group.get("hosts") or {}).keys())
-    for child in (group.get("children") or {}).values():
-        names += _hosts(child or {})
-    return names
-
-
-INVENTORY = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text()) or {}
-testinfra_hosts = [f"podman://{name}" for name in sorted(set(_hosts(INVENTORY.get("all") or {})))]
-
-
-def _root_file(host: Any, path: str, mode: int) -> None:
-    item = host.file(path)
-    assert item.exists, path
-    assert (item.user, item.group, item.mode) == ("root", "root", mode), path
-
-
-@pytest.fixture
-def vm_only(host: Any) -> None:
-    """Skip in a container: the check needs the host's own kernel."""
-    if host.run("systemd-detect-virt --container").rc == 0:
-        pytest.skip("needs a VM: a container shares the kernel of its host")
+testinfra_hosts = podman_hosts()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +43,7 @@ def test_ctr01_packages_from_debian(host: Any) -> None:
 
 
 def test_ctr02_modules_load_file(host: Any) -> None:
-    _root_file(host, DEFAULTS["containerd_modules_load_file"], 0o644)
+    root_file(host, DEFAULTS["containerd_modules_load_file"], 0o644)
     lines = host.file(DEFAULTS["containerd_modules_load_file"]).content_string.splitlines()
     assert [line for line in lines if not line.startswith("#")] == ["overlay", "br_netfilter"]
 
@@ -76,7 +56,7 @@ def test_ctr02_modules_loaded(host: Any) -> None:
 
 
 def test_ctr03_config_file(host: Any) -> None:
-    _root_file(host, DEFAULTS["containerd_config_file"], 0o600)
+    root_file(host, DEFAULTS["containerd_config_file"], 0o600)
     assert "Ansible managed" in host.file(DEFAULTS["containerd_config_file"]).content_string
 
 
@@ -106,7 +86,7 @@ def test_ctr03_cri_plugin_loaded(host: Any) -> None:
 def test_ctr04_hosts_toml_per_registry(host: Any) -> None:
     for entry in GROUP_VARS["containerd_registry_mirrors"]:
         path = f"{DEFAULTS['containerd_registry_config_path']}/{entry['registry']}/hosts.toml"
-        _root_file(host, path, 0o644)
+        root_file(host, path, 0o644)
         text = host.file(path).content_string
         for mirror in entry["mirrors"]:
             assert f'[host."{mirror["url"]}"]' in text
@@ -144,7 +124,7 @@ def test_ctr04_pull_goes_through_the_mirror_first(host: Any) -> None:
 
 
 def test_ctr05_crictl_config(host: Any) -> None:
-    _root_file(host, DEFAULTS["containerd_crictl_config_file"], 0o644)
+    root_file(host, DEFAULTS["containerd_crictl_config_file"], 0o644)
     config = yaml.safe_load(host.file(DEFAULTS["containerd_crictl_config_file"]).content_string)
     assert config["runtime-endpoint"] == "unix:///run/containerd/containerd.sock"
     assert config["image-endpoint"] == "unix:///run/containerd/containerd.sock"

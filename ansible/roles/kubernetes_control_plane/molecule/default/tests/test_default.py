@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
+from auxip_testing.molecule_checks import podman_hosts
+
 ROLE_DIR = Path(__file__).resolve().parents[3]
 INVENTORY_FILE = Path(os.environ["MOLECULE_INVENTORY_FILE"])
 INVENTORY = yaml.safe_load(INVENTORY_FILE.read_text()) or {}
-testinfra_hosts = [f"podman://{name}" for name in sorted((INVENTORY.get("all") or {}).get("hosts") or {})]
+testinfra_hosts = podman_hosts()
 
 APISERVER_DIR = "/etc/kubernetes/apiserver"
 FILES = {

@@ -7,12 +7,13 @@ shown that the role stops, naming the variable, when the token is missing.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from auxip_testing.molecule_checks import podman_hosts
 
 ROLE_DIR = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROLE_DIR / "defaults" / "main.yml").read_text())
@@ -21,15 +22,7 @@ GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]["all"]
 JOIN_CONFIG = DEFAULTS["kubernetes_join_config_file"]
 
 
-def _hosts(group: dict[str, Any]) -> list[str]:
-    names = list((group.get("hosts") or {}).keys())
-    for child in (group.get("children") or {}).values():
-        names += _hosts(child or {})
-    return names
-
-
-INVENTORY = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text()) or {}
-testinfra_hosts = [f"podman://{name}" for name in sorted(set(_hosts(INVENTORY.get("all") or {})))]
+testinfra_hosts = podman_hosts()
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ Swap and sysctl are verified by their files; applying them needs a VM.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from auxip_testing.molecule_checks import needs_vm, podman_hosts, root_file, vm_only  # noqa: F401 (vm_only: a fixture, found by name)
 
 ROLE_DIR = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROLE_DIR / "defaults" / "main.yml").read_text())
@@ -26,31 +27,7 @@ MINOR = ".".join(DEFAULTS["kubernetes_node_version"].split(".")[:2])
 REPOSITORY_URL = f"https://pkgs.k8s.io/core:/stable:/v{MINOR}/deb/"
 
 
-def _hosts(group: dict[str, Any]) -> list[str]:
-    names = list((group.get("hosts") or {}).keys())
-    for child in (group.get("children") or {}).values():
-        names += _hosts(child or {})
-    return names
-
-
-INVENTORY = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text()) or {}
-testinfra_hosts = [f"podman://{name}" for name in sorted(set(_hosts(INVENTORY.get("all") or {})))]
-
-
-def _root_file(host: Any, path: str, mode: int) -> None:
-    item = host.file(path)
-    assert item.exists, path
-    assert (item.user, item.group, item.mode) == ("root", "root", mode), path
-
-
-@pytest.fixture
-def vm_only(host: Any) -> None:
-    """Skip in a container: the check needs the host's own kernel."""
-    if host.run("systemd-detect-virt --container").rc == 0:
-        pytest.skip("needs a VM: a container shares the kernel of its host")
-
-
-needs_vm = pytest.mark.usefixtures("vm_only")
+testinfra_hosts = podman_hosts()
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +74,7 @@ def _sysctl_file(host: Any) -> dict[str, str]:
 )
 def test_kn02_sysctl_file(host: Any, key: str, expected: str) -> None:
     assert _sysctl_file(host)[key] == expected
-    _root_file(host, DEFAULTS["kubernetes_node_sysctl_file"], 0o644)
+    root_file(host, DEFAULTS["kubernetes_node_sysctl_file"], 0o644)
 
 
 @needs_vm
@@ -107,7 +84,7 @@ def test_kn02_sysctl_applied(host: Any) -> None:
 
 
 def test_kn03_keyring(host: Any) -> None:
-    _root_file(host, DEFAULTS["kubernetes_node_apt_keyring"], 0o644)
+    root_file(host, DEFAULTS["kubernetes_node_apt_keyring"], 0o644)
     assert (
         host.file(DEFAULTS["kubernetes_node_apt_keyring"]).content_string
         == GROUP_VARS["kubernetes_node_apt_key_content"]
@@ -117,7 +94,7 @@ def test_kn03_keyring(host: Any) -> None:
 
 
 def test_kn03_repository_as_apt_reads_it(host: Any) -> None:
-    _root_file(host, DEFAULTS["kubernetes_node_apt_sources_file"], 0o644)
+    root_file(host, DEFAULTS["kubernetes_node_apt_sources_file"], 0o644)
     # apt's own parser: the files `apt-get update` would fetch for each source (printed, not fetched).
     uris = [line.split()[0].strip("'") for line in host.check_output("apt-get update --print-uris").splitlines()]
     assert f"{REPOSITORY_URL}InRelease" in uris, uris
@@ -144,7 +121,7 @@ def test_kn04_packages_skipped_in_this_scenario(host: Any) -> None:
 
 
 def test_kn05_kubelet_config_file_cis_4_1_9_and_4_1_10(host: Any) -> None:
-    _root_file(host, KUBELET_CONFIG, 0o600)
+    root_file(host, KUBELET_CONFIG, 0o600)
 
 
 @pytest.mark.parametrize(
@@ -186,10 +163,10 @@ def test_kn05_kubelet_config_strong_ciphers_only(kubelet_config: dict[str, Any])
 
 
 def test_kn06_dropin_cis_4_1_1_and_4_1_2(host: Any) -> None:
-    _root_file(host, DROPIN, 0o600)
+    root_file(host, DROPIN, 0o600)
     # The stand-ins for the packages' files came with 644; the role brings them to 600.
-    _root_file(host, "/usr/lib/systemd/system/kubelet.service", 0o600)
-    _root_file(host, "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", 0o600)
+    root_file(host, "/usr/lib/systemd/system/kubelet.service", 0o600)
+    root_file(host, "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", 0o600)
 
 
 def test_kn06_systemd_runs_kubelet_with_the_role_config(host: Any) -> None:

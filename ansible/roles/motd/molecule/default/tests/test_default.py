@@ -7,27 +7,11 @@ addressed directly as `podman://NAME` instead.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import yaml
+from auxip_testing.molecule_checks import podman_hosts
 
-
-def _hosts(group: dict[str, Any]) -> list[str]:
-    names = list((group.get("hosts") or {}).keys())
-    for child in (group.get("children") or {}).values():
-        names += _hosts(child or {})
-    return names
-
-
-def _instances() -> list[str]:
-    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"])
-    data = yaml.safe_load(inventory.read_text()) or {}
-    return [f"podman://{name}" for name in sorted(set(_hosts(data.get("all") or {})))]
-
-
-testinfra_hosts = _instances()
+testinfra_hosts = podman_hosts()
 
 
 def test_motd_written_with_defaults(host: Any) -> None:

@@ -9,7 +9,6 @@ rsyslog's files.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from auxip_testing.molecule_checks import needs_vm, podman_hosts, root_file, settings, vm_only  # noqa: F401 (vm_only: a fixture, found by name)
+
 ROLE_DIR = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROLE_DIR / "defaults" / "main.yml").read_text())
 TEST_USER = "auxiposh"
@@ -25,42 +26,7 @@ TEST_USER = "auxiposh"
 STRONG_PASSWORD = f"Vq7#kLp2!xZr9@{secrets.token_hex(4)}"
 
 
-def _hosts(group: dict[str, Any]) -> list[str]:
-    names = list((group.get("hosts") or {}).keys())
-    for child in (group.get("children") or {}).values():
-        names += _hosts(child or {})
-    return names
-
-
-INVENTORY = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text()) or {}
-testinfra_hosts = [f"podman://{name}" for name in sorted(set(_hosts(INVENTORY.get("all") or {})))]
-
-
-def settings(host: Any, path: str, separator: str = r"\s+") -> dict[str, str]:
-    """KEY VALUE lines of a configuration file (a bare KEY maps to ""), comments and blank lines left out."""
-    values: dict[str, str] = {}
-    for line in host.file(path).content_string.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            key, *value = re.split(separator, stripped, maxsplit=1)
-            values[key] = value[0] if value else ""
-    return values
-
-
-def _root_file(host: Any, path: str, mode: int) -> None:
-    item = host.file(path)
-    assert item.exists, path
-    assert (item.user, item.group, item.mode) == ("root", "root", mode), path
-
-
-@pytest.fixture
-def vm_only(host: Any) -> None:
-    """Skip in a container: the check needs the host's own kernel (sysctl, audit, modules, AppArmor)."""
-    if host.run("systemd-detect-virt --container").rc == 0:
-        pytest.skip("needs a VM: a container shares the kernel of its host")
-
-
-needs_vm = pytest.mark.usefixtures("vm_only")
+testinfra_hosts = podman_hosts()
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +116,7 @@ def test_os03_login_shells_get_umask_and_timeout(host: Any, test_user: str) -> N
     assert host.check_output(f"su - {test_user} -c 'echo $TMOUT'") == "900"
     # readonly: a user cannot switch the idle timeout off.
     assert host.run(f"su - {test_user} -c 'TMOUT=0'").rc != 0
-    _root_file(host, "/etc/profile.d/os-hardening.sh", 0o644)
+    root_file(host, "/etc/profile.d/os-hardening.sh", 0o644)
 
 
 def test_os04_fstab_mount_options(host: Any) -> None:
@@ -316,11 +282,11 @@ def test_os11_banner(host: Any) -> None:
 
 
 def test_os12_cron_permissions(host: Any) -> None:
-    _root_file(host, "/etc/crontab", 0o600)
+    root_file(host, "/etc/crontab", 0o600)
     for directory in ("cron.d", "cron.hourly", "cron.daily", "cron.weekly", "cron.monthly"):
-        _root_file(host, f"/etc/{directory}", 0o700)
+        root_file(host, f"/etc/{directory}", 0o700)
     for allow in ("cron.allow", "at.allow"):
-        _root_file(host, f"/etc/{allow}", 0o600)
+        root_file(host, f"/etc/{allow}", 0o600)
         assert host.file(f"/etc/{allow}").content_string == "root\n"
     assert not host.file("/etc/cron.deny").exists
 

@@ -8,13 +8,14 @@ accepted, and that ProxyJump works on the bastion instance (group `bastion`) and
 from __future__ import annotations
 
 import functools
-import os
 import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from auxip_testing.molecule_checks import hosts_of, molecule_inventory, podman_hosts
 
 ROLE_DIR = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROLE_DIR / "defaults" / "main.yml").read_text())
@@ -25,24 +26,17 @@ SSH_OPTIONS = (
 )
 
 
-def _hosts(group: dict[str, Any]) -> list[str]:
-    names = list((group.get("hosts") or {}).keys())
-    for child in (group.get("children") or {}).values():
-        names += _hosts(child or {})
-    return names
-
-
 def _group_hosts(groups: dict[str, Any], wanted: str) -> list[str]:
     """Members of group `wanted`, found at the top level (molecule's layout) or nested as children."""
     names: list[str] = []
     for name, group in groups.items():
-        names += _hosts(group or {}) if name == wanted else _group_hosts((group or {}).get("children") or {}, wanted)
+        names += hosts_of(group or {}) if name == wanted else _group_hosts((group or {}).get("children") or {}, wanted)
     return names
 
 
-INVENTORY = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text()) or {}
+INVENTORY = molecule_inventory()
 BASTIONS = set(_group_hosts(INVENTORY, "bastion"))
-testinfra_hosts = [f"podman://{name}" for name in sorted(set(_hosts(INVENTORY.get("all") or {})))]
+testinfra_hosts = podman_hosts()
 
 
 def _is_bastion(host: Any) -> bool:
