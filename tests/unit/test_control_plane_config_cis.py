@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from auxip_testing.cis_kubernetes import KUBELET_STRONG_CIPHERS
 from auxip_testing.role_templates import ROLES_DIR, render_role_template, render_role_value, role_variables
 
 ROLE = "kubernetes_control_plane"
@@ -46,17 +47,6 @@ CIS_APISERVER_CIPHERS = {
     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-}
-#: CIS 4.2.12: the cipher suites the benchmark accepts for the kubelet.
-CIS_KUBELET_CIPHERS = {
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256",
 }
 #: Stricter than both lists: forward secrecy and AEAD only (no CBC, no static RSA key exchange).
 AEAD_ECDHE_PREFIXES = ("TLS_ECDHE_ECDSA_WITH_", "TLS_ECDHE_RSA_WITH_")
@@ -427,7 +417,7 @@ CHECKS: dict[str, Check] = {
         else "RotateKubeletServerCertificate is false"
     ),
     "4.2.12-kubelet-strong-ciphers": lambda cp: _first(
-        _ciphers({"tls-cipher-suites": ",".join(cp.kubelet.get("tlsCipherSuites", []))}, CIS_KUBELET_CIPHERS),
+        _ciphers({"tls-cipher-suites": ",".join(cp.kubelet.get("tlsCipherSuites", []))}, KUBELET_STRONG_CIPHERS),
         _tls_min({"tls-min-version": cp.kubelet.get("tlsMinVersion", "")}),
     ),
     "4.2.13-kubelet-pod-pids-limit": lambda cp: (

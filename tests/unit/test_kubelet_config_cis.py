@@ -17,21 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from auxip_testing.cis_kubernetes import KUBELET_STRONG_CIPHERS
 from auxip_testing.role_templates import ROLES_DIR, render_role_template, render_role_value
 
 NODE = "kubernetes_node"
 JOIN = "kubernetes_join"
-#: CIS 4.2.12: the cipher suites the benchmark lists as strong.
-CIS_STRONG_CIPHERS = {
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256",
-}
 #: Made-up join secrets of the right shape (production takes them from Vault).
 JOIN_SECRETS: dict[str, Any] = {
     "kubernetes_join_api_server_endpoint": "k8s-api.auxip.test:6443",
@@ -100,7 +90,7 @@ KUBELET_CHECKS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "4.2.12": lambda c: (
         None
         if c.get("tlsCipherSuites")
-        and set(c["tlsCipherSuites"]) <= CIS_STRONG_CIPHERS
+        and set(c["tlsCipherSuites"]) <= KUBELET_STRONG_CIPHERS
         and c.get("tlsMinVersion") in ("VersionTLS12", "VersionTLS13")
         else "tlsCipherSuites must be a subset of the strong ciphers, tlsMinVersion at least VersionTLS12"
     ),
@@ -248,7 +238,7 @@ def test_cis_4_2_11_rotate_kubelet_server_certificate(default_config: dict[str, 
 def test_cis_4_2_12_strong_ciphers_only(default_config: dict[str, Any]) -> None:
     suites = default_config["tlsCipherSuites"]
     assert suites
-    assert set(suites) <= CIS_STRONG_CIPHERS
+    assert set(suites) <= KUBELET_STRONG_CIPHERS
     # Stricter than the benchmark: forward secrecy only (no static-RSA key exchange).
     assert all(suite.startswith("TLS_ECDHE_") for suite in suites)
     assert default_config["tlsMinVersion"] == "VersionTLS12"
