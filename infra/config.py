@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from auxip.validation import repeated
+from auxip.validation import repeated, require_unique
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 #: Public keys only: a private key pasted by mistake does not match (and the plaintext-credential check names it).
@@ -174,10 +174,7 @@ class OpenStackConfig(InfraModel):
     @field_validator("worker_pools", "hosted_vms")
     @classmethod
     def _unique_names(cls, value: list[WorkerPool] | list[HostedVm]) -> list[WorkerPool] | list[HostedVm]:
-        names = [item.name for item in value]
-        duplicates = repeated(names)
-        if duplicates:
-            raise ValueError(f"duplicate names: {', '.join(duplicates)}")
+        require_unique([item.name for item in value], "names")
         return value
 
     @field_validator("buckets")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from auxip.deploy.config import AppsConfig, ComputeAmounts, ExchangeStorage
-from auxip.validation import repeated
+from auxip.validation import require_unique
 from auxip_platform.infra.config import InfraConfig
 from auxip_platform.platform.services.config import ClusterServicesConfig
 from auxip_platform.platform.system_namespaces import SYSTEM_NAMESPACES
@@ -173,10 +173,7 @@ class KubernetesConfig(StrictModel):
     @field_validator("namespaces")
     @classmethod
     def _unique_namespaces(cls, value: list[NamespaceConfig]) -> list[NamespaceConfig]:
-        names = [ns.name for ns in value]
-        duplicates = repeated(names)
-        if duplicates:
-            raise ValueError(f"duplicate namespace names: {', '.join(duplicates)}")
+        require_unique([ns.name for ns in value], "namespace names")
         return value
 
 

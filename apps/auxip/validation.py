@@ -23,6 +23,13 @@ def repeated(values: Sequence[str]) -> list[str]:
     return sorted({value for value in values if values.count(value) > 1})
 
 
+def require_unique(values: Sequence[str], what: str) -> None:
+    """Raise `duplicate <what>: a, b` when a value occurs more than once (for a model's field validator)."""
+    duplicates = repeated(values)
+    if duplicates:
+        raise ValueError(f"duplicate {what}: {', '.join(duplicates)}")
+
+
 #: A regular expression that compiles.
 Regex = Annotated[str, AfterValidator(_compiles)]
 

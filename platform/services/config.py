@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from auxip.validation import repeated
+from auxip.validation import require_unique
 
 if TYPE_CHECKING:
     from auxip_platform.infra.stack_config import StackConfig
@@ -167,10 +167,7 @@ class StorageConfig(ServicesModel):
     @field_validator("classes")
     @classmethod
     def _one_default(cls, value: list[StorageClassConfig]) -> list[StorageClassConfig]:
-        names = [c.name for c in value]
-        duplicates = repeated(names)
-        if duplicates:
-            raise ValueError(f"duplicate storage class names: {', '.join(duplicates)}")
+        require_unique([c.name for c in value], "storage class names")
         defaults = [c.name for c in value if c.default]
         if len(defaults) != 1:
             raise ValueError(f"exactly one class must be the default, got {defaults or 'none'}")

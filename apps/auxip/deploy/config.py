@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from auxip.ingest.sources.settings import SCHEMES as SOURCE_SCHEMES
 from auxip.routing.settings import TARGET_SCHEMES
-from auxip.validation import Regex, repeated
+from auxip.validation import Regex, require_unique
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
@@ -243,10 +243,7 @@ class HostedAppConfig(StrictModel):
     @field_validator("exchanges")
     @classmethod
     def _unique_exchanges(cls, value: list[Exchange]) -> list[Exchange]:
-        names = [exchange.name for exchange in value]
-        duplicates = repeated(names)
-        if duplicates:
-            raise ValueError(f"duplicate exchange names: {', '.join(duplicates)}")
+        require_unique([exchange.name for exchange in value], "exchange names")
         return value
 
     @model_validator(mode="after")
@@ -295,10 +292,7 @@ class AppsConfig(StrictModel):
     @field_validator("hosted")
     @classmethod
     def _unique_apps(cls, value: list[HostedAppConfig]) -> list[HostedAppConfig]:
-        names = [app.name for app in value]
-        duplicates = repeated(names)
-        if duplicates:
-            raise ValueError(f"duplicate application names: {', '.join(duplicates)}")
+        require_unique([app.name for app in value], "application names")
         return value
 
     @model_validator(mode="after")
