@@ -91,6 +91,15 @@ def _chunks(data: bytes | BinaryIO, chunk: int) -> Iterator[bytes]:
         yield block
 
 
+def write_clamdscan_config(server: ClamdServer, path: Path) -> Path:
+    """A `clamdscan --config-file` for this clamd.
+
+    clamdscan stops streaming at its own StreamMaxLength (100 MiB unless set) and still reports OK: it gets clamd's.
+    """
+    path.write_text(f"TCPSocket {server.port}\nTCPAddr {server.host}\nStreamMaxLength {LIMITS['StreamMaxLength']}\n")
+    return path
+
+
 def instream_scan(host: str, port: int, data: bytes | BinaryIO, chunk: int = 1 << 16, timeout: float = 120.0) -> str:
     """Scan `data` with the INSTREAM protocol and return clamd's raw reply.
 
