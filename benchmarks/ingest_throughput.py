@@ -189,8 +189,7 @@ def read_once(inputs: InputSet) -> None:
 
 
 def _clamd_pid(clamd: ClamdServer) -> int:
-    # run_clamd keeps its pid file next to the database directory.
-    return int((clamd.database_dir.parent / "clamd.pid").read_text().strip())
+    return int(clamd.pid_file.read_text().strip())
 
 
 def _process_cpu(pid: int) -> float:

@@ -493,7 +493,7 @@ def compare(
     os.sync()
     # A fresh clamd per phase: clamd caches the MD5s of clean files, so a second scan of the same set costs a fifth.
     with run_clamd() as clamd:
-        meters = Meters(clamd.database_dir.parent / "clamd.pid", sshd_pids)
+        meters = Meters(clamd.pid_file, sshd_pids)
         print(f"  baseline: {TARGETS} x rclone copy --transfers {args.transfers} in parallel ...", flush=True)
         baseline = run_baseline(inputs, servers, meters, args.transfers, args.timeout)
         scan = None
@@ -503,7 +503,7 @@ def compare(
     os.sync()
     print("  pipeline: IngestService, local source -> clamd -> route with 3 SFTP targets ...", flush=True)
     with run_clamd() as clamd:
-        meters = Meters(clamd.database_dir.parent / "clamd.pid", sshd_pids)
+        meters = Meters(clamd.pid_file, sshd_pids)
         pipeline, latencies = run_pipeline(inputs, servers, clamd, meters, work, setting, args.timeout, args.profile)
     os.sync()
     ratio = baseline.seconds / pipeline.seconds

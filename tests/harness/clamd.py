@@ -51,6 +51,11 @@ class ClamdServer:
     database_dir: Path
     version: str
 
+    @property
+    def pid_file(self) -> Path:
+        # run_clamd writes it next to the database directory.
+        return self.database_dir.parent / "clamd.pid"
+
     def scan(self, data: bytes | BinaryIO, chunk: int = 1 << 16) -> str:
         return instream_scan(self.host, self.port, data, chunk)
 
