@@ -44,6 +44,7 @@ from auxip.ingest.service import stage_counts
 from auxip_testing.clamd import ClamdServer, run_clamd, write_clamdscan_config
 from auxip_testing.ingest import pipeline_config, published, running_pipeline
 from auxip_testing.postgres import PostgresServer, run_postgres
+from auxip_testing.process import daemon_cpu_seconds
 from auxip_testing.sample_feed import feed, input_size, write_eof, write_safe
 
 MB = 1_000_000
@@ -188,15 +189,6 @@ def read_once(inputs: InputSet) -> None:
 # --- CPU accounting --------------------------------------------------------------------------------------------------
 
 
-def _clamd_pid(clamd: ClamdServer) -> int:
-    return int(clamd.pid_file.read_text().strip())
-
-
-def _process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _own_cpu(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -244,7 +236,7 @@ def run_baseline(inputs: InputSet, work: Path, clamd: ClamdServer, jobs: int) ->
     # A file, not a pipe: xargs reads its input as it goes, and writing to a pipe would block until near the end.
     listing = work / "baseline-inputs"
     listing.write_bytes(b"".join(os.fsencode(path) + b"\0" for path in inputs.paths))
-    clamd_before, children_before = _process_cpu(_clamd_pid(clamd)), _own_cpu(resource.RUSAGE_CHILDREN)
+    clamd_before, children_before = daemon_cpu_seconds(clamd.pid_file), _own_cpu(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(
         ["xargs", "-0", "-a", str(listing), "-n", "1", "-P", str(jobs), "bash", str(tools.script)],
@@ -263,7 +255,7 @@ def run_baseline(inputs: InputSet, work: Path, clamd: ClamdServer, jobs: int) ->
     run = Run(
         seconds,
         _own_cpu(resource.RUSAGE_CHILDREN) - children_before,
-        _process_cpu(_clamd_pid(clamd)) - clamd_before,
+        daemon_cpu_seconds(clamd.pid_file) - clamd_before,
     )
     zipped = _count_zips(tools.output)
     if process.returncode != 0 or zipped != len(inputs.paths):
@@ -320,12 +312,14 @@ async def run_pipeline(inputs: InputSet, work: Path, clamd: ClamdServer, setting
     scanner = {"url": f"tcp://{clamd.host}:{clamd.port}"}
     catalog = {} if settings.postgres is None else {"url": settings.postgres.create_database("ingest").sqlalchemy_url}
     config = pipeline_config(data_dir, [source], scanner, ingest=ingest, catalog=catalog, log_format="text")
-    clamd_before, own_before = _process_cpu(_clamd_pid(clamd)), _own_cpu(resource.RUSAGE_SELF)
+    clamd_before, own_before = daemon_cpu_seconds(clamd.pid_file), _own_cpu(resource.RUSAGE_SELF)
     started = time.perf_counter()
     async with running_pipeline(config) as engine:
         await _until_settled(engine, len(inputs.paths), started)
         seconds = time.perf_counter() - started
-        run = Run(seconds, _own_cpu(resource.RUSAGE_SELF) - own_before, _process_cpu(_clamd_pid(clamd)) - clamd_before)
+        run = Run(
+            seconds, _own_cpu(resource.RUSAGE_SELF) - own_before, daemon_cpu_seconds(clamd.pid_file) - clamd_before
+        )
         counts = stage_counts(engine)
         products = published(engine)
     if counts.get("announced") != len(inputs.paths) or len(products) != len(inputs.paths):
@@ -345,6 +339,7 @@ def compare(inputs: InputSet, work: Path, jobs: int, settings: PipelineSettings,
     # A fresh clamd per phase: clamd caches the MD5s of clean files, and the pipeline scanning what the baseline has
     # just scanned costs clamd a quarter of a real scan.
     with run_clamd() as clamd:
+        print(f"  clamd {clamd.version} on port {clamd.port}", flush=True)
         baseline = run_baseline(inputs, work, clamd, jobs)
     os.sync()
     print(f"  pipeline ({settings.describe()}) ...", flush=True)

@@ -59,6 +59,7 @@ from auxip.ingest.models import TERMINAL, IngestItem
 from auxip.routing.models import RouteDelivery
 from auxip_testing.clamd import ClamdServer, run_clamd, write_clamdscan_config
 from auxip_testing.ingest import md5_of, pipeline_config, running_pipeline
+from auxip_testing.process import daemon_cpu_seconds
 from auxip_testing.sftp import SftpServer, run_sftp
 
 MB = 1_000_000
@@ -167,13 +168,6 @@ def read_once(inputs: Inputs) -> None:
 # --- CPU accounting --------------------------------------------------------------------------------------------------
 
 
-def _pid_file_cpu(pid_file: Path) -> float:
-    """User + system time of a daemon and of its children it has reaped (sshd forks one process per connection)."""
-    pid = int(pid_file.read_text().strip())
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
 def _own_cpu() -> float:
     return sum(
         usage.ru_utime + usage.ru_stime
@@ -187,7 +181,7 @@ class Meters:
     sshd_pids: list[Path]
 
     def read(self) -> tuple[float, float, float]:
-        return _own_cpu(), _pid_file_cpu(self.clamd_pid), sum(_pid_file_cpu(path) for path in self.sshd_pids)
+        return _own_cpu(), daemon_cpu_seconds(self.clamd_pid), sum(daemon_cpu_seconds(path) for path in self.sshd_pids)
 
     def since(self, before: tuple[float, float, float]) -> Cpu:
         # sshd adds a session's time to its own when it reaps it: give the per-connection processes a moment.

@@ -79,6 +79,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def daemon_cpu_seconds(pid_file: Path) -> float:
+    """User + system time of the daemon in `pid_file` and of the children it has reaped (sshd forks one per
+    connection), for benchmarks that print a server's CPU beside their own."""
+    pid = int(pid_file.read_text().strip())
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def terminate_descendants(pid: int, grace: float = 5.0) -> None:
     """SIGTERM (then SIGKILL) every descendant of `pid`.
 
