@@ -33,7 +33,7 @@ test: prepare
 
 ## Unit, config and render tests only: seconds, no servers, no hosts.
 test-fast: venv
-	$(BIN)/pytest -m "not integration and not hosts and not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not integration and not hosts and not cluster and not slow" $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/pytest tests/static $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ from auxip.deploy.layer import Apps, AppsArgs
 from auxip_platform.infra.layer import Infra, InfraArgs
 from auxip_platform.infra.stack_config import load_engine_config
 from auxip_platform.monitoring.layer import Monitoring
+from auxip_platform.platform import api_server_only
 from auxip_platform.platform.baseline import Baseline, BaselineArgs
 from auxip_platform.platform.services.layer import ClusterServices, cluster_services_args
 from auxip_platform.security.layer import Security
@@ -14,6 +15,10 @@ config = load_engine_config()
 stack = pulumi.get_stack()
 layers = config.layers
 baseline: Baseline | None = None
+
+if config.api_server_only is not None:
+    # The suite's cluster tier: a real API server without nodes (nothing may wait for pods).
+    api_server_only.register()
 
 if layers.infra:
     infra = Infra(f"{stack}-infra", InfraArgs(environment=config.environment, stack=stack, config=config.infra))

@@ -95,8 +95,10 @@ class QuotaProfile(StrictModel):
     #: Total storage all claims may request; required when claims are allowed.
     storage: str | None = Field(default=None, pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$")
     #: Services of type LoadBalancer / NodePort: 0 everywhere but the reverse proxy, so that nothing else is exposed.
+    #: A LoadBalancer Service also takes one node port per port it exposes (the cloud's load balancer forwards to
+    #: them), and the quota counts those too.
     load_balancers: int = Field(default=0, ge=0, le=10)
-    node_ports: int = Field(default=0, ge=0, le=10)
+    node_ports: int = Field(default=0, ge=0, le=20)
     container: ContainerDefaults
 
     @model_validator(mode="after")
@@ -107,6 +109,8 @@ class QuotaProfile(StrictModel):
             raise ValueError("container.max must fit in limits (no container could ever start)")
         if not self.container.requests.fits_in(self.requests):
             raise ValueError("container.requests must fit in requests (no container could ever start)")
+        if self.node_ports < self.load_balancers:
+            raise ValueError("nodePorts must be at least loadBalancers: each LoadBalancer Service takes node ports")
         if self.persistent_volume_claims and self.storage is None:
             raise ValueError("persistentVolumeClaims > 0 needs storage (the total the claims may request)")
         return self
@@ -142,9 +146,10 @@ DEFAULT_QUOTA_PROFILES: dict[str, QuotaProfile] = {
     "operator": _profile(("1", "2Gi"), ("4", "8Gi"), 15, ("50m", "64Mi", "250m", "256Mi", "2", "2Gi")),
     # DaemonSets: one pod per node and per agent, so room for a few hundred nodes.
     "node-agent": _profile(("8", "16Gi"), ("32", "64Gi"), 300, ("50m", "64Mi", "500m", "512Mi", "2", "2Gi")),
-    # The reverse proxy: the only namespace allowed a LoadBalancer Service.
+    # The reverse proxy: the only namespace allowed a LoadBalancer Service (two, each with an HTTP and an HTTPS
+    # port, hence four node ports: found by the cluster tier, where the API server refused Kong's proxy Service).
     "ingress": _profile(("4", "8Gi"), ("8", "16Gi"), 20, ("250m", "256Mi", "1", "1Gi", "4", "4Gi"),
-                        load_balancers=2),
+                        load_balancers=2, node_ports=4),
     # Stateful services (Kafka, Harbor): claims and room for brokers/registries.
     "data": _profile(("8", "32Gi"), ("16", "64Gi"), 40, ("250m", "512Mi", "1", "2Gi", "4", "16Gi"),
                      persistent_volume_claims=30, storage="4Ti"),
@@ -177,6 +182,25 @@ class KubernetesConfig(StrictModel):
         return value
 
 
+class ApiServerOnly(StrictModel):
+    """The cluster is a Kubernetes API server without nodes: the suite's cluster tier, never a real stack.
+
+    Set, it changes what only nodes could satisfy and nothing else: the charts are installed from a directory of
+    packaged charts (no chart repository is reachable there) and no Helm release or Kubernetes object waits for pods,
+    endpoints or load balancers that cannot appear (`auxip_platform.platform.api_server_only`).
+    """
+
+    #: Packaged charts named `<chart>-<version>.tgz`, as `helm package` writes them (`../shared/charts`).
+    chart_directory: Path
+
+    @field_validator("chart_directory")
+    @classmethod
+    def _absolute_directory(cls, value: Path) -> Path:
+        if not value.is_absolute() or not value.is_dir():
+            raise ValueError(f"{value} is not an absolute path to a directory of packaged charts")
+        return value
+
+
 class StackConfig(StrictModel):
     environment: Literal["dev", "staging", "prod"]
     #: Every image is pulled through this prefix (an internal Harbor mirror in production); no scheme.
@@ -188,6 +212,7 @@ class StackConfig(StrictModel):
     apps: AppsConfig = AppsConfig()
     #: Calico, cert-manager, Kong, Kafka, PostgreSQL, storage classes, the registry mirror (platform/services).
     cluster_services: ClusterServicesConfig = ClusterServicesConfig()
+    api_server_only: ApiServerOnly | None = None
 
     def cross_check(self) -> list[tuple[str, str]]:
         """(key, problem) pairs that involve several sections; each key names the entry to fix."""
@@ -317,21 +342,26 @@ def _as_engine_value(value: Any) -> str:
     return str(value)
 
 
-def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The config map and secret keys of a `Pulumi.<stack>.yaml` file, as the engine would pass them.
+def engine_config(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The config map and secret keys of a stack file's `config:` mapping, as the engine would pass them.
 
     Secure values stay encrypted: the placeholder only proves they are secrets, which is all validation needs.
     """
-    document = yaml.safe_load(path.read_text()) or {}
     config: dict[str, Any] = {}
     secret_keys: list[str] = []
-    for key, value in (document.get("config") or {}).items():
+    for key, value in document.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
             config[key] = "<secret>"
         else:
             config[key] = _as_engine_value(value)
     return config, secret_keys
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The config map and secret keys of a `Pulumi.<stack>.yaml` file, as the engine would pass them."""
+    document = yaml.safe_load(path.read_text()) or {}
+    return engine_config(document.get("config") or {})
 
 
 def load_stack_file(path: Path) -> StackConfig:

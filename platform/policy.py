@@ -28,7 +28,7 @@ Only rules relevant to the objects present apply: a stack without workloads is c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -436,8 +436,13 @@ def check_priorities(objects: Iterable[dict[str, Any]]) -> Iterator[Violation]:
             yield Violation(oid, "P8.reserved-class", why)
 
 
-def check_objects(objects: Iterable[dict[str, Any]], registry_prefix: str) -> list[Violation]:
-    """Every violation of P1..P8 in `objects`, sorted and without duplicates."""
+def check_objects(
+    objects: Iterable[dict[str, Any]],
+    registry_prefix: str,
+    accepted: Mapping[tuple[str, str], str] | None = None,
+) -> list[Violation]:
+    """Every violation of P1..P8 in `objects`, sorted and without duplicates, except those `accepted` lists by
+    (object id, rule) with a reason (upstream charts' findings no value can fix, `versions.accepted_violations`)."""
     objects = list(objects)
     found = {
         *check_namespaces(objects),
@@ -449,4 +454,4 @@ def check_objects(objects: Iterable[dict[str, Any]], registry_prefix: str) -> li
         *check_quotas(objects),
         *check_priorities(objects),
     }
-    return sorted(found)
+    return sorted(v for v in found if (v.object_id, v.rule) not in (accepted or {}))

@@ -11,5 +11,6 @@ pytest_plugins = [
     "auxip_testing.kafka",
     "auxip_testing.keycloak",
     "auxip_testing.hosts",
+    "auxip_testing.kube_control_plane",
     "auxip_testing.notification_recorder",
 ]

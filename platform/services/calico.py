@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 
 from auxip_platform.platform.services.common import (
+    ChartSource,
     api_server_egress,
     custom_resource,
     helm_release,
@@ -32,7 +33,7 @@ INSTALLATION_NAME = "default"
 class CalicoArgs:
     config: CalicoConfig
     registry_prefix: str
-    chart_repository: str | None
+    charts: ChartSource
     api_server_cidrs: Sequence[ipaddress.IPv4Network]
     api_server_port: int
 
@@ -43,6 +44,7 @@ def operator_values(registry_prefix: str) -> dict:
     return {
         # Rendered below instead (schema-checked, registry prefix set).
         "installation": {"enabled": False},
+        "manageCRDs": False,
         "apiServer": {"enabled": False},
         "goldmane": {"enabled": False},
         "whisker": {"enabled": False},
@@ -86,13 +88,16 @@ class Calico(pulumi.ComponentResource):
     def __init__(self, name: str, args: CalicoArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("auxip:platform:Calico", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # The operator.tigera.io and crd.projectcalico.org CRDs are a chart of their own (Calico 3.32): installed
+        # first, and upgraded by Helm like everything else rather than by the operator at run time.
+        self.crds = helm_release("calico-crds", "calico-crds", TIGERA_OPERATOR, {}, args.charts, child)
         self.release = helm_release(
             "tigera-operator",
             "calico",
             TIGERA_OPERATOR,
             operator_values(args.registry_prefix),
-            args.chart_repository,
-            child,
+            args.charts,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.crds]),
         )
         self.installation = custom_resource(
             "calico-installation",

@@ -12,6 +12,8 @@ import pulumi
 from auxip_platform.platform.services.common import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
+    RUN_AS_UNPRIVILEGED,
+    ChartSource,
     api_server_egress,
     custom_resource,
     helm_release,
@@ -34,7 +36,7 @@ WEBHOOK_PORT = 10250
 class CertManagerArgs:
     config: CertManagerConfig
     registry_prefix: str
-    chart_repository: str | None
+    charts: ChartSource
     api_server_cidrs: Sequence[ipaddress.IPv4Network]
     api_server_port: int
     pod_cidr: ipaddress.IPv4Network
@@ -42,11 +44,15 @@ class CertManagerArgs:
 
 def _image(registry_prefix: str, key: str) -> dict[str, str]:
     repository, _, tag = image_ref(registry_prefix, IMAGES[key]).rpartition(":")
-    return {"repository": repository, "tag": tag}
+    # Always: a tag moved on the mirror is noticed (no digest is pinned yet), as for the hosted applications.
+    return {"repository": repository, "tag": tag, "pullPolicy": "Always"}
 
 
 def chart_values(registry_prefix: str) -> dict:
-    hardened = {"securityContext": POD_SECURITY_CONTEXT, "containerSecurityContext": CONTAINER_SECURITY_CONTEXT}
+    hardened = {
+        "securityContext": {**POD_SECURITY_CONTEXT, **RUN_AS_UNPRIVILEGED},
+        "containerSecurityContext": CONTAINER_SECURITY_CONTEXT,
+    }
     return {
         "crds": {"enabled": True, "keep": True},
         "global": {
@@ -90,7 +96,7 @@ class CertManager(pulumi.ComponentResource):
             "cert-manager",
             CERT_MANAGER,
             chart_values(args.registry_prefix),
-            args.chart_repository,
+            args.charts,
             child,
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])

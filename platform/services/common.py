@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from auxip_platform.platform.services.versions import CHARTS
+from auxip_platform.platform.services.versions import CHARTS, ChartPin
 
 PART_OF = {"app.kubernetes.io/part-of": "auxip"}
+PROVIDER_VERSION = importlib.metadata.version("pulumi_kubernetes")
 NAME_LABEL = "kubernetes.io/metadata.name"
 
 #: The restricted Pod Security profile, for charts' pod and container security contexts.
 POD_SECURITY_CONTEXT: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+#: A UID and GID above 10000, which no account of the nodes has (checkov CKV_K8S_40), as the hosted applications run:
+#: for charts whose images would otherwise run as a low UID.
+RUN_AS_UNPRIVILEGED: dict[str, Any] = {"runAsUser": 10001, "runAsGroup": 10001}
 CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
@@ -33,32 +40,44 @@ def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str | None = 
     }
 
 
+@dataclass(frozen=True)
+class ChartSource:
+    """Where the Helm charts come from: the upstream repositories of `versions.CHARTS` (nothing set), an internal
+    mirror (`repository`: an HTTP(S) Helm repository or `oci://host/project`), or a directory of packaged charts
+    named `<chart>-<version>.tgz` as `helm package` writes them (`directory`, the suite's cluster tier)."""
+
+    repository: str | None = None
+    directory: Path | None = None
+
+    def release_args(self, pin: ChartPin) -> dict[str, Any]:
+        """The `chart`, `version` and `repository_opts` arguments of a Release of `pin`."""
+        if self.directory is not None:
+            return {"chart": str(self.directory / f"{pin.chart}-{pin.version}.tgz")}
+        base = (self.repository or pin.repository).rstrip("/")
+        if base.startswith("oci://"):
+            return {"chart": f"{base}/{pin.chart}", "version": pin.version}
+        repository = k8s.helm.v3.RepositoryOptsArgs(repo=base)
+        return {"chart": pin.chart, "version": pin.version, "repository_opts": repository}
+
+
 def helm_release(
     name: str,
     chart_key: str,
     namespace: str,
     values: Mapping[str, Any],
-    chart_repository: str | None,
+    charts: ChartSource,
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
-    """A Helm release of a chart pinned in `versions.CHARTS`, from the internal chart mirror when one is configured.
+    """A Helm release of a chart pinned in `versions.CHARTS`.
 
     `atomic` rolls a failed install or upgrade back instead of leaving half a release; the namespace is never
     created here (the baseline owns every system namespace).
     """
-    pin = CHARTS[chart_key]
-    base = (chart_repository or pin.repository).rstrip("/")
-    if base.startswith("oci://"):
-        chart, repository = f"{base}/{pin.chart}", None
-    else:
-        chart, repository = pin.chart, k8s.helm.v3.RepositoryOptsArgs(repo=base)
     return k8s.helm.v3.Release(
         name,
         k8s.helm.v3.ReleaseArgs(
             name=name,
-            chart=chart,
-            version=pin.version,
-            repository_opts=repository,
+            **charts.release_args(CHARTS[chart_key]),
             namespace=namespace,
             create_namespace=False,
             atomic=True,
@@ -83,7 +102,10 @@ def custom_object(
     `k8s.apiextensions.CustomResource` only carries `spec`; the provider takes any top-level field.
     """
     props = {"apiVersion": api_version, "kind": kind, "metadata": dict(metadata), **fields}
-    return pulumi.CustomResource(f"kubernetes:{api_version}:{kind}", name, props, opts)
+    # The provider version the SDK's own resources ask for: without it the engine creates a second, unversioned
+    # default provider and every later preview plans to delete it (seen on the real engine).
+    versioned = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=PROVIDER_VERSION))
+    return pulumi.CustomResource(f"kubernetes:{api_version}:{kind}", name, props, versioned)
 
 
 def custom_resource(

@@ -17,6 +17,8 @@ import pulumi
 from auxip_platform.platform.services.common import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
+    RUN_AS_UNPRIVILEGED,
+    ChartSource,
     api_server_egress,
     custom_resource,
     helm_release,
@@ -41,7 +43,7 @@ CLIENT_USER = "auxip"
 class KafkaArgs:
     config: KafkaConfig
     registry_prefix: str
-    chart_repository: str | None
+    charts: ChartSource
     api_server_cidrs: Sequence[ipaddress.IPv4Network]
     api_server_port: int
     #: `config.client_namespaces` that this stack creates.
@@ -57,12 +59,14 @@ def operator_values(registry_prefix: str) -> dict:
         "defaultImageRegistry": host,
         "defaultImageRepository": repository,
         "defaultImageTag": STRIMZI_VERSION,
+        # Always, for the operator and (the chart passes it on) every operand: a tag moved on the mirror is noticed.
+        "image": {"imagePullPolicy": "Always"},
         "watchAnyNamespace": False,
         "replicas": 1,
         "resources": resources("200m", "384Mi", "1", "512Mi"),
         "priorityClassName": SYSTEM_NAMESPACES[KAFKA].priority_class,
         "securityContext": CONTAINER_SECURITY_CONTEXT,
-        "podSecurityContext": POD_SECURITY_CONTEXT,
+        "podSecurityContext": {**POD_SECURITY_CONTEXT, **RUN_AS_UNPRIVILEGED},
         # Operands get the restricted Pod Security profile (the namespace enforces it).
         "extraEnvs": [{"name": "STRIMZI_POD_SECURITY_PROVIDER_CLASS", "value": "restricted"}],
     }
@@ -137,7 +141,7 @@ class Kafka(pulumi.ComponentResource):
         config = args.config
         cluster = {"strimzi.io/cluster": config.name}
         self.release = helm_release(
-            "strimzi", "strimzi", KAFKA, operator_values(args.registry_prefix), args.chart_repository, child
+            "strimzi", "strimzi", KAFKA, operator_values(args.registry_prefix), args.charts, child
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         pools = [

@@ -17,6 +17,8 @@ from auxip_platform.platform.services.common import (
     CONTAINER_SECURITY_CONTEXT,
     PART_OF,
     POD_SECURITY_CONTEXT,
+    RUN_AS_UNPRIVILEGED,
+    ChartSource,
     api_server_egress,
     custom_object,
     helm_release,
@@ -35,6 +37,8 @@ CONTROLLER = "ingress-controllers.konghq.com/kong"
 POD_LABELS = {"app.kubernetes.io/name": "kong", "app.kubernetes.io/instance": "kong"}
 PROXY_PORTS = (8000, 8443)
 ADMISSION_PORT = 8080
+#: A UID above 10000, which no account of the nodes has (the chart defaults to 1000), as the hosted applications run.
+RUN_AS = {"runAsUser": 10001, "runAsGroup": 10001}
 SECURITY_HEADERS = [
     "Strict-Transport-Security:max-age=31536000; includeSubDomains",
     "X-Content-Type-Options:nosniff",
@@ -47,7 +51,7 @@ SECURITY_HEADERS = [
 class KongArgs:
     config: KongConfig
     registry_prefix: str
-    chart_repository: str | None
+    charts: ChartSource
     api_server_cidrs: Sequence[ipaddress.IPv4Network]
     api_server_port: int
     pod_cidr: ipaddress.IPv4Network
@@ -62,22 +66,28 @@ def _image(registry_prefix: str, key: str) -> dict[str, str]:
 
 def chart_values(config: KongConfig, registry_prefix: str) -> dict:
     return {
-        "image": _image(registry_prefix, "kong"),
+        # Always: a tag moved on the mirror is noticed (no digest is pinned yet); the controller's image too.
+        "image": {**_image(registry_prefix, "kong"), "pullPolicy": "Always"},
         "replicaCount": config.replicas,
         "podDisruptionBudget": {"enabled": config.replicas > 1, "maxUnavailable": 1},
         "priorityClassName": SYSTEM_NAMESPACES[KONG].priority_class,
         # DB-less: the controller pushes the whole configuration; there is no database to secure or back up.
         "env": {"database": "off", "server_tokens": "off", "headers": "off"},
-        "admin": {"enabled": True, "type": "ClusterIP", "http": {"enabled": False}, "tls": {"enabled": True}},
+        # The controller reaches the admin API in its own pod: disabled, it listens on 127.0.0.1 (TLS) with no
+        # Service, so no other pod can reconfigure the gateway whatever the NetworkPolicies say.
+        "admin": {"enabled": False, "http": {"enabled": False}, "tls": {"enabled": True}},
         "proxy": {"type": config.proxy_service_type},
         "manager": {"enabled": False},
         "resources": resources("250m", "512Mi", "2", "1Gi"),
-        "securityContext": POD_SECURITY_CONTEXT,
-        "containerSecurityContext": CONTAINER_SECURITY_CONTEXT,
+        "securityContext": {**POD_SECURITY_CONTEXT, **RUN_AS_UNPRIVILEGED},
+        # Per container too: the chart's own default sets runAsUser 1000 there, which would win over the pod's.
+        "containerSecurityContext": {**CONTAINER_SECURITY_CONTEXT, **RUN_AS_UNPRIVILEGED},
         "ingressController": {
             "enabled": True,
             "image": _image(registry_prefix, "kong-ingress-controller"),
             "ingressClass": config.ingress_class,
+            # Ours is created before the release (`Kong.ingress_class`): the chart must not create a second owner.
+            "createIngressClass": False,
             "resources": resources("100m", "256Mi", "500m", "512Mi"),
             "admissionWebhook": {"enabled": True, "port": ADMISSION_PORT},
         },
@@ -101,7 +111,7 @@ class Kong(pulumi.ComponentResource):
             "kong",
             KONG,
             chart_values(config, args.registry_prefix),
-            args.chart_repository,
+            args.charts,
             pulumi.ResourceOptions(parent=self, depends_on=[self.ingress_class]),
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])

@@ -11,6 +11,7 @@ import pulumi
 
 from auxip_platform.platform.services.calico import Calico, CalicoArgs
 from auxip_platform.platform.services.cert_manager import CertManager, CertManagerArgs
+from auxip_platform.platform.services.common import ChartSource
 from auxip_platform.platform.services.config import (
     ClusterServicesConfig,
     api_server_cidrs,
@@ -41,12 +42,13 @@ class ClusterServicesArgs:
     namespaces: Sequence[str]
     #: Hosted applications' namespaces, which Kong forwards to.
     hosted_namespaces: Sequence[str] = field(default_factory=tuple)
+    charts: ChartSource = field(default_factory=ChartSource)
 
 
 class ClusterServices(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("auxip:platform:ClusterServices", name, None, opts)
-        config, prefix, charts = args.config, args.registry_prefix, args.config.chart_repository
+        config, prefix, charts = args.config, args.registry_prefix, args.charts
         cidrs, port = list(args.api_server_cidrs), config.api_server_port
         pod_cidr = config.calico.pod_cidr
         existing = set(args.namespaces)
@@ -106,10 +108,12 @@ class ClusterServices(pulumi.ComponentResource):
 def cluster_services_args(config: StackConfig, system_namespaces: Sequence[str]) -> ClusterServicesArgs:
     """The layer's arguments from the stack config and the system namespaces the baseline creates."""
     hosted = [app.namespace for app in config.apps.hosted if app.kind == "kubernetes"]
+    directory = config.api_server_only.chart_directory if config.api_server_only else None
     return ClusterServicesArgs(
         config=config.cluster_services,
         registry_prefix=config.registry_prefix,
         api_server_cidrs=api_server_cidrs(config),
         namespaces=[*(ns.name for ns in config.kubernetes.namespaces), *system_namespaces],
         hosted_namespaces=hosted,
+        charts=ChartSource(repository=config.cluster_services.chart_repository, directory=directory),
     )

@@ -17,6 +17,7 @@ from auxip_platform.platform.priority import WORKLOAD_HIGH
 from auxip_platform.platform.services.common import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
+    ChartSource,
     api_server_egress,
     custom_resource,
     helm_release,
@@ -45,7 +46,7 @@ SECRET_KEY_FIELD = "ACCESS_SECRET_KEY"  # noqa: S105 (the key name in the Secret
 @dataclass(frozen=True)
 class CloudNativePgArgs:
     registry_prefix: str
-    chart_repository: str | None
+    charts: ChartSource
     api_server_cidrs: Sequence[ipaddress.IPv4Network]
     api_server_port: int
     pod_cidr: ipaddress.IPv4Network
@@ -56,7 +57,8 @@ class CloudNativePgArgs:
 def operator_values(registry_prefix: str) -> dict:
     repository, _, tag = image_ref(registry_prefix, IMAGES["cloudnative-pg"]).rpartition(":")
     return {
-        "image": {"repository": repository, "tag": tag},
+        # Always: a tag moved on the mirror is noticed (no digest is pinned yet), as for the hosted applications.
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Always"},
         "crds": {"create": True},
         "replicaCount": 1,
         "priorityClassName": SYSTEM_NAMESPACES[CNPG_SYSTEM].priority_class,
@@ -76,7 +78,7 @@ class CloudNativePg(pulumi.ComponentResource):
         super().__init__("auxip:platform:CloudNativePg", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.release = helm_release(
-            "cnpg", "cloudnative-pg", CNPG_SYSTEM, operator_values(args.registry_prefix), args.chart_repository, child
+            "cnpg", "cloudnative-pg", CNPG_SYSTEM, operator_values(args.registry_prefix), args.charts, child
         )
         egress = [api_server_egress(args.api_server_cidrs, args.api_server_port)]
         if args.cluster_namespaces:

@@ -11,10 +11,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from auxip_testing import app_image
+from auxip_testing import app_image, go_tools
 from auxip_testing.cache import cache_root, maven_artifact
 from auxip_testing.collections_cache import collections_path
-from auxip_testing.crd_schemas import crd_directories
 from auxip_testing.host_image import ensure_image
 from auxip_testing.kafka import kafka_classpath
 from auxip_testing.keycloak import keycloak_home
@@ -29,7 +28,11 @@ STEPS: list[tuple[str, Callable[[], object]]] = [
     ("Keycloak distribution, built and with a template database (Maven Central)", keycloak_home),
     ("newman, the Postman CLI runner for ESA's conformance suite (npm registry)", newman_binary),
     ("checkov in its own venv (PyPI; its pins conflict with the project's)", checkov_python),
-    ("CRDs of the cluster services (Go module proxy; Strimzi's generated from Maven Central jars)", crd_directories),
+    (
+        "Go-built tools: kube-apiserver and kube-controller-manager, etcd, helm, the Pulumi CLI and its Kubernetes "
+        "provider (Go module proxy; about 25 min of two cores on a cold machine)",
+        go_tools.build_all,
+    ),
     ("Debian 12 systemd test-host image (debootstrap + podman import)", ensure_image),
     ("AUXIP apps base image (debootstrap minbase + podman import)", app_image.ensure_base),
     ("Wheelhouse of the apps image's runtime dependencies (PyPI)", app_image.dependency_wheelhouse),

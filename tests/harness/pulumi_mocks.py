@@ -7,14 +7,18 @@ so two stacks in one process would see each other's resources.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import runpy
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "auxip-platform"
@@ -28,6 +32,24 @@ class RegisteredResource:
     parent: str
     custom: bool
     inputs: dict[str, Any]
+
+
+def stack_config(
+    stack: str, overrides: Mapping[str, Any] | None = None, project_dir: Path = REPO_ROOT
+) -> dict[str, Any]:
+    """`Pulumi.<stack>.yaml`'s `config:` mapping with `overrides` merged in (`{"auxip-platform:layers": {"infra":
+    False}}`): mappings merge key by key, anything else (lists included) replaces the value."""
+    document = yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
+    config = copy.deepcopy(document.get("config") or {})
+    for key, value in (overrides or {}).items():
+        config[key] = _merged(config.get(key), value)
+    return config
+
+
+def _merged(base: Any, change: Any) -> Any:
+    if isinstance(base, dict) and isinstance(change, dict):
+        return {**base, **{key: _merged(base.get(key), value) for key, value in change.items()}}
+    return copy.deepcopy(change)
 
 
 class ProgramError(RuntimeError):
@@ -66,16 +88,16 @@ def _mock_call(token: str, args: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _run_in_this_process(stack: str, project_dir: Path) -> list[RegisteredResource]:
+def _run_in_this_process(stack: str, project_dir: Path, overrides: Mapping[str, Any]) -> list[RegisteredResource]:
     import pulumi
     from pulumi.runtime import mocks, rpc
     from pulumi.runtime import stack as pulumi_stack
     from pulumi.runtime.sync_await import _sync_await
 
     sys.path.insert(0, str(project_dir))
-    from auxip_platform.infra.stack_config import read_stack_file
+    from auxip_platform.infra.stack_config import engine_config
 
-    config, secret_keys = read_stack_file(project_dir / f"Pulumi.{stack}.yaml")
+    config, secret_keys = engine_config(stack_config(stack, overrides, project_dir))
     pulumi.runtime.set_all_config(config, secret_keys)
     registered: list[RegisteredResource] = []
 
@@ -108,10 +130,16 @@ def _run_in_this_process(stack: str, project_dir: Path) -> list[RegisteredResour
     return registered
 
 
-def run_program(stack: str, project_dir: Path = REPO_ROOT) -> list[RegisteredResource]:
-    """Every resource the program registers for `Pulumi.<stack>.yaml`, components included, in registration order."""
+def run_program(
+    stack: str, project_dir: Path = REPO_ROOT, overrides: Mapping[str, Any] | None = None
+) -> list[RegisteredResource]:
+    """Every resource the program registers for `Pulumi.<stack>.yaml` (with `overrides`, see `stack_config`),
+    components included, in registration order."""
     result = subprocess.run(
-        [sys.executable, "-m", "auxip_testing.pulumi_mocks", stack, "--project-dir", str(project_dir)],
+        [
+            *(sys.executable, "-m", "auxip_testing.pulumi_mocks", stack, "--project-dir", str(project_dir)),
+            *("--overrides", json.dumps(overrides or {})),
+        ],
         capture_output=True,
         text=True,
         cwd=project_dir,
@@ -126,9 +154,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("stack")
     parser.add_argument("--project-dir", type=Path, default=REPO_ROOT)
+    parser.add_argument("--overrides", type=json.loads, default={}, help="JSON object merged into the stack config")
     args = parser.parse_args()
     try:
-        resources = _run_in_this_process(args.stack, args.project_dir)
+        resources = _run_in_this_process(args.stack, args.project_dir, args.overrides)
     except Exception as exc:
         # Config errors already name the key; a traceback would bury that line.
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)

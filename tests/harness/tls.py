@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,75 @@ def _write_pem(path: Path, data: bytes, mode: int = 0o644) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class ClientCertificate:
+    """A client certificate the CA of the same call signed (`clientAuth`); `key` is unencrypted PKCS#8."""
+
+    cert: Path
+    key: Path
+
+
+def _client_certificate(
+    key: rsa.RSAPrivateKey, ca: x509.Certificate, ca_key: rsa.RSAPrivateKey, common_name: str,
+    organizations: Sequence[str], days: int,
+) -> x509.Certificate:  # fmt: skip
+    # Kubernetes maps the subject's O= entries to groups (system:masters) and CN= to the user name.
+    subject = x509.Name(
+        [
+            *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=True, data_encipherment=False,
+        key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        _builder(subject, ca.subject, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    return key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+
+
+def make_ca_server_and_clients(
+    directory: Path,
+    hostnames: Sequence[str] = DEFAULT_HOSTNAMES,
+    clients: Mapping[str, Sequence[str]] | None = None,
+    days: int = 30,
+) -> tuple[TlsMaterial, dict[str, ClientCertificate]]:
+    """ca.pem, cert.pem and key.pem as `make_ca_and_server_cert`, plus `<name>.pem` and `<name>-key.pem` per entry
+    of `clients` (common name -> organizations), all signed by the same CA, whose key is not kept."""
+    if not hostnames:
+        raise ValueError("at least one hostname is needed for the server certificate")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, server_key = _new_key(), _new_key()
+    ca = _ca_certificate(ca_key, days)
+    server = _server_certificate(server_key, ca, ca_key, hostnames, days)
+    material = TlsMaterial(
+        ca=_write_pem(directory / "ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
+        cert=_write_pem(directory / "cert.pem", server.public_bytes(serialization.Encoding.PEM)),
+        key=_write_pem(directory / "key.pem", _key_pem(server_key), 0o600),
+    )
+    issued = {}
+    for name, organizations in (clients or {}).items():
+        client_key = _new_key()
+        cert = _client_certificate(client_key, ca, ca_key, name, organizations, days)
+        issued[name] = ClientCertificate(
+            cert=_write_pem(directory / f"{name}.pem", cert.public_bytes(serialization.Encoding.PEM)),
+            key=_write_pem(directory / f"{name}-key.pem", _key_pem(client_key), 0o600),
+        )
+    return material, issued
+
+
 def make_ca_and_server_cert(
     directory: Path, hostnames: Sequence[str] = DEFAULT_HOSTNAMES, days: int = 30
 ) -> TlsMaterial:
@@ -114,17 +183,4 @@ def make_ca_and_server_cert(
 
     `hostnames` become the subjectAltName entries: IP literals as iPAddress, the rest as dNSName.
     """
-    if not hostnames:
-        raise ValueError("at least one hostname is needed for the server certificate")
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, server_key = _new_key(), _new_key()
-    ca = _ca_certificate(ca_key, days)
-    server = _server_certificate(server_key, ca, ca_key, hostnames, days)
-    key_pem = server_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return TlsMaterial(
-        ca=_write_pem(directory / "ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
-        cert=_write_pem(directory / "cert.pem", server.public_bytes(serialization.Encoding.PEM)),
-        key=_write_pem(directory / "key.pem", key_pem, 0o600),
-    )
+    return make_ca_server_and_clients(directory, hostnames, None, days)[0]

@@ -1,9 +1,11 @@
-"""Every Kubernetes object each example stack would create passes strict schema validation; broken ones fail."""
+"""Every Kubernetes object each example stack would create, ours and those of its Helm releases (the upstream charts
+rendered with our values, `auxip_testing.charts`), passes strict schema validation; broken ones fail. Custom
+resources are validated against the CRDs those charts install. The charts themselves: tests/render/test_charts.py.
+"""
 
 from __future__ import annotations
 
 import copy
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,31 +14,42 @@ import jsonschema
 import pytest
 import yaml
 
-from auxip_platform.infra.stack_config import load_stack_file
-from auxip_platform.platform.services import versions
-from auxip_testing.crd_schemas import GO_MODULES, STRIMZI_VERSION, custom_groups, custom_resource_schemas, strict
-from auxip_testing.pulumi_mocks import REPO_ROOT, run_program
-from auxip_testing.render import kubernetes_objects, normalise, validate_objects, write_objects
+from auxip_platform.platform.services.versions import CHARTS
+from auxip_testing import crd_schemas
+from auxip_testing.charts import example_stacks
+from auxip_testing.crd_schemas import CrdSchema, custom_groups, custom_resource_schemas, strict
+from auxip_testing.render import StackRender, main, normalise, render_stack, validate_objects, write_objects
 
-STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulumi.*.yaml"))
+STACKS = example_stacks()
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
-    version = load_stack_file(REPO_ROOT / f"Pulumi.{request.param}.yaml").kubernetes.version
-    return version, kubernetes_objects(run_program(request.param))
+def rendered(request: pytest.FixtureRequest) -> StackRender:
+    return render_stack(request.param)
 
 
-def test_stack_objects_pass_strict_schema_validation(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    version, objects = rendered
-    assert len(objects) >= 9  # three namespaces with two policies each at the very least
-    assert validate_objects(objects, version) == []
+def test_stack_objects_pass_strict_schema_validation(rendered: StackRender) -> None:
+    assert len(rendered.objects) >= 9  # three namespaces with two policies each at the very least
+    assert validate_objects(rendered.all_objects, rendered.kubernetes_version) == []
     # Custom resources are among them (checked against their CRDs, not skipped).
-    assert {"Kafka", "KafkaNodePool", "ClusterIssuer", "Installation"} <= {o["kind"] for o in objects}
+    assert {"Kafka", "KafkaNodePool", "ClusterIssuer", "Installation"} <= {o["kind"] for o in rendered.objects}
+    # So are the releases' objects: the operators, their RBAC, webhooks and CRDs.
+    chart_kinds = {o["kind"] for o in rendered.chart_objects}
+    assert {"Deployment", "ClusterRole", "ValidatingWebhookConfiguration", "CustomResourceDefinition"} <= chart_kinds
 
 
-def test_unknown_field_is_rejected(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    version, objects = rendered
+def test_broken_chart_object_is_rejected(rendered: StackRender) -> None:
+    deployment = copy.deepcopy(next(o for o in rendered.chart_objects if o["kind"] == "Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
+    crd = copy.deepcopy(next(o for o in rendered.chart_objects if o["kind"] == "CustomResourceDefinition"))
+    crd["spec"]["scope"] = 7
+    problems = validate_objects([deployment, crd], rendered.kubernetes_version)
+    assert [p.object_id.split("/")[0] for p in problems] == ["Deployment", "CustomResourceDefinition"]
+    assert "securityContxt" in problems[0].error
+
+
+def test_unknown_field_is_rejected(rendered: StackRender) -> None:
+    version, objects = rendered.kubernetes_version, rendered.objects
     broken = copy.deepcopy(next(o for o in objects if o["kind"] == "NetworkPolicy"))
     broken["spec"]["podSelectr"] = {}
     problems = validate_objects([broken], version)
@@ -44,8 +57,8 @@ def test_unknown_field_is_rejected(rendered: tuple[str, list[dict[str, Any]]]) -
     assert "podSelectr" in problems[0].error
 
 
-def test_wrong_type_and_unknown_kind_are_rejected(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    version, objects = rendered
+def test_wrong_type_and_unknown_kind_are_rejected(rendered: StackRender) -> None:
+    version, objects = rendered.kubernetes_version, rendered.objects
     wrong_type = copy.deepcopy(next(o for o in objects if o["kind"] == "NetworkPolicy" and o["spec"].get("egress")))
     wrong_type["spec"]["egress"][0]["ports"][0]["port"] = [53]
     unknown_kind = {"apiVersion": "v1", "kind": "Namespaec", "metadata": {"name": "x"}}
@@ -63,42 +76,55 @@ def test_write_objects_refuses_duplicates(tmp_path: Path) -> None:
         write_objects([obj, obj], tmp_path / "out")
 
 
-def test_make_render_cli_writes_valid_yaml(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "auxip_testing.render", "dev", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO_ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    files = sorted((tmp_path / "dev").glob("*.yaml"))
-    assert "namespace_auxip.yaml" in [f.name for f in files]
-    first = yaml.safe_load((tmp_path / "dev" / "networkpolicy_auxip_allow-dns.yaml").read_text())
+def test_make_render_cli_writes_valid_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `make render` runs this main(); here in the test process, where the stack's render is already cached.
+    rendered = render_stack("dev")
+    monkeypatch.setattr(sys, "argv", ["render", rendered.stack, "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_status:
+        main()
+    assert exit_status.value.code == 0, capsys.readouterr().err
+    out = tmp_path / rendered.stack
+    assert f"{len(rendered.objects)} objects of ours and {len(rendered.chart_objects)}" in capsys.readouterr().out
+    assert "namespace_auxip.yaml" in [f.name for f in out.glob("*.yaml")]
+    first = yaml.safe_load((out / "networkpolicy_auxip_allow-dns.yaml").read_text())
     assert first["spec"]["egress"][0]["ports"][0]["port"] == 53
     assert isinstance(first["spec"]["egress"][0]["ports"][0]["port"], int)
+    # Each release's objects in a folder of its own, as Helm installs them.
+    assert sorted(p.name for p in (out / "helm").iterdir()) == sorted(r.release.name for r in rendered.releases)
+    written = list((out / "helm").rglob("*.yaml"))
+    assert len(written) == len(rendered.chart_objects)
+    operator = yaml.safe_load((out / "helm" / "cert-manager" / "deployment_cert-manager_cert-manager.yaml").read_text())
+    assert operator["metadata"]["annotations"]["meta.helm.sh/release-name"] == "cert-manager"
 
 
 # Custom resources: validated against the upstream CRDs of the pinned charts (auxip_testing.crd_schemas) ----------
 
-#: Every custom resource kind the example stacks render, and where its schema comes from.
+
+def package(key: str) -> str:
+    """The packaged chart (without `.tgz`) of a pin of versions.CHARTS: where its CRD schemas come from."""
+    return f"{CHARTS[key].chart}-{CHARTS[key].version}"
+
+
+#: Every custom resource kind the example stacks render, and the chart whose CRD it is validated against.
 CUSTOM_KINDS = {
-    ("cert-manager.io/v1", "ClusterIssuer"): "crds-cert-manager-v1.21.2",
-    ("cert-manager.io/v1", "Certificate"): "crds-cert-manager-v1.21.2",
-    ("configuration.konghq.com/v1", "KongClusterPlugin"): "crds-kong-v1.1.0",
-    ("kafka.strimzi.io/v1", "Kafka"): "crds-strimzi-1.2.0",
-    ("kafka.strimzi.io/v1", "KafkaNodePool"): "crds-strimzi-1.2.0",
-    ("kafka.strimzi.io/v1", "KafkaTopic"): "crds-strimzi-1.2.0",
-    ("kafka.strimzi.io/v1", "KafkaUser"): "crds-strimzi-1.2.0",
-    ("postgresql.cnpg.io/v1", "Cluster"): "crds-cloudnative-pg-v1.25.1",
-    ("postgresql.cnpg.io/v1", "ScheduledBackup"): "crds-cloudnative-pg-v1.25.1",
-    ("operator.tigera.io/v1", "Installation"): "hand-written",
+    ("cert-manager.io/v1", "ClusterIssuer"): package("cert-manager"),
+    ("cert-manager.io/v1", "Certificate"): package("cert-manager"),
+    ("configuration.konghq.com/v1", "KongClusterPlugin"): package("kong"),
+    ("kafka.strimzi.io/v1", "Kafka"): package("strimzi"),
+    ("kafka.strimzi.io/v1", "KafkaNodePool"): package("strimzi"),
+    ("kafka.strimzi.io/v1", "KafkaTopic"): package("strimzi"),
+    ("kafka.strimzi.io/v1", "KafkaUser"): package("strimzi"),
+    ("postgresql.cnpg.io/v1", "Cluster"): package("cloudnative-pg"),
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"): package("cloudnative-pg"),
+    ("operator.tigera.io/v1", "Installation"): package("calico-crds"),
 }
 
 
 @pytest.fixture(scope="module")
 def prod_objects() -> list[dict[str, Any]]:
-    return kubernetes_objects(run_program("prod"))
+    return render_stack("prod").objects
 
 
 def test_every_custom_resource_kind_has_its_upstream_schema(prod_objects: list[dict[str, Any]]) -> None:
@@ -108,14 +134,30 @@ def test_every_custom_resource_kind_has_its_upstream_schema(prod_objects: list[d
     assert {key: schemas[key].source for key in CUSTOM_KINDS} == CUSTOM_KINDS
 
 
-def test_crd_sources_are_the_versions_of_the_installed_charts() -> None:
-    # The schemas must describe what the charts install: same versions as platform/services/versions.py.
-    assert {m.key: m.version for m in GO_MODULES} == {
-        "cert-manager": versions.CERT_MANAGER_VERSION,
-        "cloudnative-pg": f"v{versions.CNPG_VERSION}",
-        "kong": "v1.1.0",  # the kubernetes-configuration release KIC 3.4 takes its CRDs from
-    }
-    assert (STRIMZI_VERSION, versions.CHARTS["strimzi"].version) == (versions.STRIMZI_VERSION,) * 2
+def test_crd_schemas_are_those_the_pinned_charts_install() -> None:
+    # Every schema comes from a chart at the version versions.CHARTS pins (the one installed), nothing else.
+    sources = {schema.source for schema in custom_resource_schemas().values()}
+    assert sources == {package(key) for key in ("calico-crds", "cert-manager", "kong", "strimzi", "cloudnative-pg")}
+    # And each stack installs exactly these CRDs through its releases: none is validated against a CRD it lacks.
+    for stack in STACKS:
+        crds = [o for o in render_stack(stack).chart_objects if o["kind"] == "CustomResourceDefinition"]
+        kinds = {
+            (f"{c['spec']['group']}/{v['name']}", c["spec"]["names"]["kind"])
+            for c in crds
+            for v in c["spec"]["versions"]
+            if v["served"]
+        }
+        assert kinds == set(custom_resource_schemas()), stack
+
+
+def test_two_charts_installing_different_schemas_for_one_kind_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    crd = next(o for o in render_stack("prod").chart_objects if o["metadata"]["name"] == "kafkas.kafka.strimzi.io")
+    changed = copy.deepcopy(crd)
+    changed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"] = "string"
+    monkeypatch.setattr(crd_schemas, "chart_crds", lambda: iter([("a-1.0.0", crd), ("b-1.0.0", changed)]))
+    with pytest.raises(ValueError, match=r"Kafka \(kafka.strimzi.io/v\w+\): a-1.0.0 and b-1.0.0 differ"):
+        crd_schemas.custom_resource_schemas.__wrapped__()
+    assert isinstance(crd_schemas.custom_resource_schemas()[("kafka.strimzi.io/v1", "Kafka")], CrdSchema)
 
 
 def _typo(obj: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -1,8 +1,9 @@
 """Cluster services (platform/services) under the SDK's mocks: pinned releases, images through the prefix, and the
 custom resources we own (KRaft Kafka, the catalog's backups, the internal CA, Calico, Kong), with value assertions.
 
-Helm releases are Pulumi machinery and never rendered, so their values are checked here; the rendered objects are
-also schema-checked in tests/render (core kinds and the upstream CRDs).
+The releases' values are checked here, and what they make of the charts: each release is rendered from the upstream
+chart in ../shared/charts (`auxip_testing.charts`), so pods, images and ports are asserted as the cluster gets them;
+tests/render validates all of it (schemas, security policy, checkov) and checks the values keys.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from auxip_platform.platform.services.kafka import client_egress_rule as kafka_c
 from auxip_platform.platform.services.postgres import client_egress_rule as catalog_client_rule
 from auxip_platform.platform.services.registry_mirror import containerd_mirrors
 from auxip_platform.platform.services.versions import CHARTS, IMAGES, image_ref, mirrored_images
-from auxip_testing.pulumi_mocks import REPO_ROOT, RegisteredResource, run_program
+from auxip_testing.charts import RenderedRelease, chart_metadata, charts_directory, program, stack_charts
+from auxip_testing.pulumi_mocks import REPO_ROOT, RegisteredResource
 from auxip_testing.render import kubernetes_objects
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -36,12 +38,22 @@ CONFIGS = {stack: load_stack_file(REPO_ROOT / f"Pulumi.{stack}.yaml") for stack 
 
 @pytest.fixture(scope="module")
 def programs() -> dict[str, list[RegisteredResource]]:
-    return {stack: run_program(stack) for stack in STACKS}
+    return {stack: program(stack) for stack in STACKS}
 
 
 @pytest.fixture(scope="module")
 def objects(programs: dict[str, list[RegisteredResource]]) -> dict[str, list[dict[str, Any]]]:
     return {stack: kubernetes_objects(resources) for stack, resources in programs.items()}
+
+
+@pytest.fixture(scope="module")
+def charts() -> dict[str, dict[str, RenderedRelease]]:
+    """Per stack, each release (by name) rendered from its chart with its values."""
+    return {stack: {r.release.name: r for r in stack_charts(stack)} for stack in STACKS}
+
+
+#: Releases that run pods (calico-crds installs CRDs only).
+OPERATORS = ("tigera-operator", "cert-manager", "kong", "strimzi", "cnpg")
 
 
 def releases(resources: list[RegisteredResource]) -> dict[str, dict[str, Any]]:
@@ -91,7 +103,10 @@ def test_every_operator_is_a_release_of_an_exactly_pinned_chart(
     programs: dict[str, list[RegisteredResource]], stack: str
 ) -> None:
     found = releases(programs[stack])
-    assert set(found) == {"tigera-operator", "cert-manager", "kong", "strimzi", "cnpg"}
+    # Calico's CRDs are a chart of their own, installed before the operator (whose chart no longer carries them).
+    assert set(found) == {"calico-crds", *OPERATORS}
+    assert found["calico-crds"]["values"] == {}
+    assert found["tigera-operator"]["values"]["manageCRDs"] is False
     by_chart = {pin.chart: pin for pin in CHARTS.values()}
     mirror = CONFIGS[stack].cluster_services.chart_repository
     for name, inputs in found.items():
@@ -115,6 +130,8 @@ def test_every_image_in_the_releases_is_pinned_and_pulled_through_the_prefix(
 ) -> None:
     prefix = CONFIGS[stack].registry_prefix
     for name, inputs in releases(programs[stack]).items():
+        if name not in OPERATORS:
+            continue
         values = inputs["values"]
         refs = list(image_refs(values))
         assert refs, f"{name}: no image found in the values"
@@ -129,14 +146,14 @@ def test_release_images_are_the_pinned_versions(programs: dict[str, list[Registe
     prefix = CONFIGS["prod"].registry_prefix
     values = {name: inputs["values"] for name, inputs in releases(programs["prod"]).items()}
     cert_manager = values["cert-manager"]
-    assert {cert_manager[c]["image"]["tag"] for c in ("webhook", "cainjector", "startupapicheck")} == {"v1.21.2"}
+    assert {cert_manager[c]["image"]["tag"] for c in ("webhook", "cainjector", "startupapicheck")} == {"v1.21.1"}
     assert f"{cert_manager['image']['repository']}:{cert_manager['image']['tag']}" == (
-        f"{prefix}/jetstack/cert-manager-controller:v1.21.2"
+        f"{prefix}/jetstack/cert-manager-controller:v1.21.1"
     )
     assert values["tigera-operator"]["tigeraOperator"] == {
         "registry": "harbor.auxip.internal",
         "image": "mirror/tigera/operator",
-        "version": "v1.38.6",
+        "version": "v1.42.3",
     }
     strimzi = values["strimzi"]
     assert (strimzi["defaultImageRegistry"], strimzi["defaultImageRepository"], strimzi["defaultImageTag"]) == (
@@ -146,16 +163,42 @@ def test_release_images_are_the_pinned_versions(programs: dict[str, list[Registe
     )
     assert values["cnpg"]["config"]["data"]["POSTGRES_IMAGE_NAME"] == f"{prefix}/cloudnative-pg/postgresql:17.2"
     kong = values["kong"]
-    assert kong["image"] == {"repository": f"{prefix}/library/kong", "tag": "3.9.0"}
+    assert kong["image"] == {"repository": f"{prefix}/library/kong", "tag": "3.9.0", "pullPolicy": "Always"}
     assert kong["ingressController"]["image"] == {
         "repository": f"{prefix}/kong/kubernetes-ingress-controller",
-        "tag": "3.4.1",
+        "tag": "3.5.0",
     }
     assert kong["env"]["database"] == "off"
 
 
+@pytest.mark.parametrize(
+    ("image", "chart", "default"),
+    [
+        # The operators' images are their charts' own (appVersion, or the value the chart defaults to) ...
+        ("tigera-operator", "calico", ("tigeraOperator", "version")),
+        ("cert-manager-controller", "cert-manager", "appVersion"),
+        ("strimzi-operator", "strimzi", ("defaultImageTag",)),
+        ("cloudnative-pg", "cloudnative-pg", "appVersion"),
+        # ... Kong's two pinned to the patch release of the floating tag the chart defaults to.
+        ("kong", "kong", ("image", "tag")),
+        ("kong-ingress-controller", "kong", ("ingressController", "image", "tag")),
+    ],
+)
+def test_pinned_images_are_those_of_the_pinned_charts(image: str, chart: str, default: str | tuple[str, ...]) -> None:
+    pin = CHARTS[chart]
+    metadata, values = chart_metadata(charts_directory() / f"{pin.chart}-{pin.version}.tgz")
+    if default == "appVersion":
+        expected = str(metadata["appVersion"])
+    else:
+        expected = values
+        for key in default:
+            expected = expected[key]
+    tag = IMAGES[image].tag
+    assert tag == expected or tag.startswith(f"{expected}."), f"{image}: {tag}, the chart says {expected}"
+
+
 def test_release_pods_are_restricted_with_resources_and_priority(programs: dict[str, list[RegisteredResource]]) -> None:
-    values = {name: inputs["values"] for name, inputs in releases(programs["prod"]).items()}
+    values = {name: inputs["values"] for name, inputs in releases(programs["prod"]).items() if name in OPERATORS}
     containers = [
         values["cert-manager"]["containerSecurityContext"],
         values["cert-manager"]["webhook"]["containerSecurityContext"],
@@ -173,6 +216,70 @@ def test_release_pods_are_restricted_with_resources_and_priority(programs: dict[
     assert values["strimzi"]["extraEnvs"] == [{"name": "STRIMZI_POD_SECURITY_PROVIDER_CLASS", "value": "restricted"}]
     assert values["cert-manager"]["global"]["priorityClassName"] == "auxip-platform-critical"
     assert values["tigera-operator"]["priorityClassName"] == "system-node-critical"
+    # Kong: our IngressClass only, and the admin API on localhost for the controller in the same pod.
+    assert values["kong"]["ingressController"]["createIngressClass"] is False
+    assert values["kong"]["admin"]["enabled"] is False
+
+
+def pod_templates(release: RenderedRelease) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(`Kind/name`, pod metadata, pod spec) of every workload a rendered release creates."""
+    for obj in release.objects:
+        if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
+            template = obj["spec"]["template"]
+            yield f"{obj['kind']}/{obj['metadata']['name']}", template["metadata"], template["spec"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_release_pods_run_as_the_values_say(charts: dict[str, dict[str, RenderedRelease]], stack: str) -> None:
+    prefix = CONFIGS[stack].registry_prefix
+    mirror = {pair["mirror"] for pair in mirrored_images(prefix)}
+    workloads = 0
+    for name in OPERATORS:
+        for workload, _, spec in pod_templates(charts[stack][name]):
+            workloads += 1
+            containers = [*spec.get("initContainers", []), *spec["containers"]]
+            # Every image is a pinned one, as the registry mirror replicates it.
+            assert {c["image"] for c in containers} <= mirror, workload
+            # The Tigera chart hard-codes its pods (see checkov-waivers.yaml): the others follow our values.
+            if name == "tigera-operator":
+                continue
+            assert spec["priorityClassName"] == "auxip-platform-critical", workload
+            for container in containers:
+                where = f"{workload} {container['name']}"
+                assert container["imagePullPolicy"] == "Always", where
+                user = container.get("securityContext", {}).get("runAsUser", spec["securityContext"].get("runAsUser"))
+                assert user >= 10000, where
+                assert set(container["resources"]["limits"]) == {"cpu", "memory"}, where
+    # The Tigera operator and its uninstall hook, cert-manager's three and its startup check, Kong, Strimzi, CNPG.
+    assert workloads == 9
+
+
+#: Our allow policies for pods of a release, and the one workload of the release each must select.
+CHART_POD_POLICIES = {
+    ("kong", "allow-proxy"): ("kong", "Deployment/kong-kong"),
+    ("kong", "allow-admission-webhook"): ("kong", "Deployment/kong-kong"),
+    ("kong", "allow-upstreams"): ("kong", "Deployment/kong-kong"),
+    ("cert-manager", "allow-webhook"): ("cert-manager", "Deployment/cert-manager-webhook"),
+    ("cnpg-system", "allow-operator"): ("cnpg", "Deployment/cnpg-cloudnative-pg"),
+    ("cnpg-system", "allow-webhook"): ("cnpg", "Deployment/cnpg-cloudnative-pg"),
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_policies_select_the_chart_pods_and_open_their_ports(
+    objects: dict[str, list[dict[str, Any]]], charts: dict[str, dict[str, RenderedRelease]], stack: str
+) -> None:
+    # The pod labels (POD_LABELS, OPERATOR_LABELS, ...) and ports are the charts': a policy selecting nothing, or
+    # opening a port no container listens on, would leave the service denied by default-deny.
+    for (namespace, name), (release, expected) in CHART_POD_POLICIES.items():
+        spec = policy(objects[stack], namespace, name)["spec"]
+        selector = spec["podSelector"]["matchLabels"]
+        pods = {workload: (meta, pod) for workload, meta, pod in pod_templates(charts[stack][release])}
+        selected = [w for w, (meta, _) in pods.items() if selector.items() <= meta["labels"].items()]
+        assert selected == [expected], f"{namespace}/{name} selects {selected}"
+        listening = {p["containerPort"] for c in pods[expected][1]["containers"] for p in c.get("ports", [])}
+        opened = {p["port"] for rule in spec.get("ingress", []) for p in rule["ports"]}
+        assert opened <= listening, f"{namespace}/{name} opens {sorted(opened - listening)}"
 
 
 def test_mirrored_images_list_every_pin_with_its_upstream() -> None:
