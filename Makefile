@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 STACK ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint render config-check prepare system-deps venv clean
+.PHONY: demo test test-fast test-cluster lint render config-check prepare system-deps venv clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@echo "==> creating $(VENV) and installing the project (pinned by requirements.lock)"
@@ -30,6 +30,10 @@ prepare: system-deps venv
 test: prepare
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+
+## The cluster tier alone: the real Pulumi engine applies the example stacks to a real kube-apiserver.
+test-cluster: prepare
+	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
 ## Unit, config and render tests only: seconds, no servers, no hosts.
 test-fast: venv

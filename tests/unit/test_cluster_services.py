@@ -13,14 +13,16 @@ import dataclasses
 import ipaddress
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
 from auxip_platform.infra.stack_config import StackConfigError, load_stack_config, load_stack_file, read_stack_file
 from auxip_platform.platform.policy import image_problems
-from auxip_platform.platform.services.common import api_server_egress
+from auxip_platform.platform.services.common import ChartSource, api_server_egress
 from auxip_platform.platform.services.config import ClusterServicesConfig, api_server_cidrs
 from auxip_platform.platform.services.kafka import client_egress_rule as kafka_client_rule
 from auxip_platform.platform.services.postgres import client_egress_rule as catalog_client_rule
@@ -620,3 +622,18 @@ def test_existing_hosts_give_their_control_plane_addresses() -> None:
         }
     )
     assert api_server_cidrs(config) == [ipaddress.IPv4Network("10.0.0.11/32"), ipaddress.IPv4Network("10.0.0.12/32")]
+
+
+def test_chart_source_gives_each_release_its_chart(tmp_path: Path) -> None:
+    pin = CHARTS["kong"]
+    upstream = ChartSource().release_args(pin)
+    assert (upstream["chart"], upstream["version"]) == ("kong", "3.4.1")
+    assert pulumi.get(upstream["repository_opts"], "repo") == "https://charts.konghq.com"
+    mirror = ChartSource(repository="https://charts.internal/stable/").release_args(pin)
+    assert pulumi.get(mirror["repository_opts"], "repo") == "https://charts.internal/stable"
+    assert ChartSource(repository="oci://harbor.internal/charts").release_args(pin) == {
+        "chart": "oci://harbor.internal/charts/kong",
+        "version": "3.4.1",
+    }
+    # The cluster tier: a packaged chart by file name (helm reads its version from the archive).
+    assert ChartSource(directory=tmp_path).release_args(pin) == {"chart": str(tmp_path / "kong-3.4.1.tgz")}

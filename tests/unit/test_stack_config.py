@@ -117,3 +117,20 @@ def test_provider_keys_are_left_to_their_providers() -> None:
     config = base_config()
     config["openstack:authUrl"] = "https://keystone.example:5000/v3"
     assert load_stack_config(config).environment == "dev"
+
+
+def test_api_server_only_needs_an_absolute_directory_of_charts(tmp_path: Path) -> None:
+    assert load_stack_config(base_config()).api_server_only is None
+    config = load_stack_config(base_config(apiServerOnly={"chartDirectory": str(tmp_path)}))
+    assert config.api_server_only is not None
+    assert config.api_server_only.chart_directory == tmp_path
+    for wrong in ("charts", str(tmp_path / "missing")):
+        with pytest.raises(StackConfigError, match=r"auxip-platform:apiServerOnly.chartDirectory: .*not an absolute"):
+            load_stack_config(base_config(apiServerOnly={"chartDirectory": wrong}))
+    with pytest.raises(StackConfigError, match=r"auxip-platform:apiServerOnly.chartDirectory: Field required"):
+        load_stack_config(base_config(apiServerOnly={}))
+
+
+def test_example_stacks_never_set_api_server_only() -> None:
+    # A real stack waits for its pods and installs charts from the mirror; only the cluster tier sets this.
+    assert [path.name for path in EXAMPLE_STACKS if load_stack_file(path).api_server_only is not None] == []
