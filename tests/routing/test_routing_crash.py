@@ -24,15 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AUXIP = str(Path(sys.executable).with_name("auxip"))
 
 
-def test_sigkill_mid_fan_out_then_restart_completes_without_duplicates(tmp_path: Path, clamd: ClamdServer) -> None:
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    contents = {f"SRA_EXCHANGE_{i:02d}.dat": os.urandom(30_000 + i) for i in range(6)}
-    for name, data in contents.items():
-        (outbox / name).write_bytes(data)
-    targets = [tmp_path / f"target-{letter}" for letter in "abc"]
-    for target in targets:
-        target.mkdir()
+def routing_config(tmp_path: Path, clamd: ClamdServer, outbox: Path, targets: list[Path], **route: object) -> Path:
+    """An `auxip serve` configuration: the local `outbox` as a source, routed to every directory of `targets`."""
     document = {
         "data_dir": str(tmp_path / "data"),
         "api": {"listen": f"127.0.0.1:{free_port()}"},
@@ -45,34 +38,60 @@ def test_sigkill_mid_fan_out_then_restart_completes_without_duplicates(tmp_path:
                 "trigger": {"source": "sra-outbox"},
                 "targets": [{"name": f"t{i}", "url": target.as_uri(), "concurrency": 1} for i, target in
                             enumerate(targets)],
-                "post_delivery": {"action": "move", "move_to": "done"},
+                **route,
             }
         ],
     }  # fmt: skip
     config = tmp_path / "auxip.yaml"
     config.write_text(yaml.safe_dump(document))
+    return config
+
+
+def serve(config: Path, log: Path, fault: str | None = None) -> subprocess.Popen[bytes]:
+    env = {key: value for key, value in os.environ.items() if key != "AUXIP_FAULT_POINT"}
+    if fault:
+        env["AUXIP_FAULT_POINT"] = fault
+    return subprocess.Popen(
+        [AUXIP, "serve", "-c", str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env
+    )
+
+
+def wait_routed(tmp_path: Path, count: int, log: Path, timeout: float = 120) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'catalog.db'}")
+    try:
+        deadline = time.monotonic() + timeout
+        while set(states(engine).values()) != {"routed"} or len(states(engine)) != count:
+            assert time.monotonic() < deadline, f"not routed in time: {states(engine)}\n{log.read_text()[-2000:]}"
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
+def test_sigkill_mid_fan_out_then_restart_completes_without_duplicates(tmp_path: Path, clamd: ClamdServer) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    contents = {f"SRA_EXCHANGE_{i:02d}.dat": os.urandom(30_000 + i) for i in range(6)}
+    for name, data in contents.items():
+        (outbox / name).write_bytes(data)
+    targets = [tmp_path / f"target-{letter}" for letter in "abc"]
+    for target in targets:
+        target.mkdir()
+    config = routing_config(tmp_path, clamd, outbox, targets, post_delivery={"action": "move", "move_to": "done"})
     log = tmp_path / "serve.log"
-    env = {**os.environ, "AUXIP_FAULT_POINT": "deliver.after"}
-    first = subprocess.Popen([AUXIP, "serve", "-c", str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                             env=env)  # fmt: skip
+    first = serve(config, log, fault="deliver.after")
     try:
         assert first.wait(timeout=60) == -signal.SIGKILL
     finally:
         first.kill()
-    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'catalog.db'}")
     uploaded_before_restart = sum(1 for target in targets for _ in target.iterdir())
     assert uploaded_before_restart >= 1  # the kill came after an upload that was never recorded
-    env.pop("AUXIP_FAULT_POINT")
-    second = subprocess.Popen([AUXIP, "serve", "-c", str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                              env=env)  # fmt: skip
+    second = serve(config, log)
     try:
-        deadline = time.monotonic() + 60
-        while set(states(engine).values()) != {"routed"} or len(states(engine)) != len(contents):
-            assert time.monotonic() < deadline, f"not routed in time: {states(engine)}\n{log.read_text()[-2000:]}"
-            time.sleep(0.2)
+        wait_routed(tmp_path, len(contents), log, timeout=60)
     finally:
         second.send_signal(signal.SIGINT)
         second.wait(timeout=30)
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'catalog.db'}")
     deliveries = list_deliveries(engine)
     engine.dispose()
     assert len(deliveries) == len(contents) * len(targets)
@@ -83,3 +102,37 @@ def test_sigkill_mid_fan_out_then_restart_completes_without_duplicates(tmp_path:
             assert (target / name).read_bytes() == data
     assert sorted(p.name for p in (outbox / "done").iterdir()) == sorted(contents)
     assert [p.name for p in outbox.iterdir()] == ["done"]
+
+
+def test_repeated_sigkills_between_upload_and_rename_leave_no_temporary_files(
+    tmp_path: Path, clamd: ClamdServer
+) -> None:
+    # 300 files to two directory targets; three processes are killed with an upload written and not yet renamed
+    # (each redone later, by another process), then one runs to the end.
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    contents = {f"S1A_MP_PLAN_{i:04d}.xml": os.urandom(2_000 + i) for i in range(300)}
+    for name, data in contents.items():
+        (outbox / name).write_bytes(data)
+    targets = [tmp_path / "target-a", tmp_path / "target-b"]
+    for target in targets:
+        target.mkdir()
+    config = routing_config(tmp_path, clamd, outbox, targets)
+    log = tmp_path / "serve.log"
+    for _ in range(3):
+        killed = serve(config, log, fault="deliver.uploaded")
+        try:
+            assert killed.wait(timeout=60) == -signal.SIGKILL
+        finally:
+            killed.kill()
+    left = [p.name for target in targets for p in target.iterdir() if p.name.endswith(".part")]
+    assert left, "no kill came between an upload and its rename: the test proved nothing"
+    last = serve(config, log)
+    try:
+        wait_routed(tmp_path, len(contents), log)
+    finally:
+        last.send_signal(signal.SIGINT)
+        last.wait(timeout=30)
+    for target in targets:
+        assert sorted(p.name for p in target.iterdir()) == sorted(contents)  # no temporary file left
+        assert all((target / name).read_bytes() == data for name, data in contents.items())

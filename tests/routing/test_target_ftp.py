@@ -18,6 +18,7 @@ from auxip.ingest.sources.credentials import Credentials
 from auxip.routing.settings import TargetSettings
 from auxip.routing.targets.base import Delivered, PermanentTargetError, Target, TransientTargetError
 from auxip.routing.targets.ftp import FtpTarget
+from auxip_testing.delivery import assert_a_redo_replaces_a_dead_attempt
 from auxip_testing.ftp import FTP_USER, FtpServer
 from auxip_testing.process import free_port
 
@@ -127,3 +128,11 @@ async def test_a_closed_port_is_transient(ftp_server: FtpServer, remote: Path, t
     with pytest.raises(TransientTargetError):
         await send(adapter, tmp_path, b"x")
     await adapter.close()
+
+
+async def test_a_redo_replaces_what_a_killed_process_left(ftp_server: FtpServer, remote: Path, tmp_path: Path) -> None:
+    adapter = target(ftp_server, remote)
+    try:
+        await assert_a_redo_replaces_a_dead_attempt(adapter, remote, tmp_path)
+    finally:
+        await adapter.close()

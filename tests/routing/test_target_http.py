@@ -18,6 +18,7 @@ from auxip.ingest.sources.credentials import Credentials
 from auxip.routing.settings import TargetSettings
 from auxip.routing.targets.base import Delivered, PermanentTargetError, Target, TransientTargetError
 from auxip.routing.targets.http import HttpTarget
+from auxip_testing.delivery import assert_a_redo_replaces_a_dead_attempt
 from auxip_testing.http import HttpServer, WebDavServer
 from auxip_testing.process import free_port
 
@@ -121,5 +122,15 @@ async def test_a_closed_port_is_transient(webdav_server: WebDavServer, remote: P
     try:
         with pytest.raises(TransientTargetError):
             await send(adapter, tmp_path, b"x")
+    finally:
+        await adapter.close()
+
+
+async def test_a_redo_replaces_what_a_killed_process_left(
+    webdav_server: WebDavServer, remote: Path, tmp_path: Path
+) -> None:
+    adapter = target(webdav_server.url, remote, login(webdav_server))
+    try:
+        await assert_a_redo_replaces_a_dead_attempt(adapter, remote, tmp_path)
     finally:
         await adapter.close()

@@ -21,6 +21,7 @@ from auxip.routing.targets.inbox import InboxTarget
 from auxip.routing.targets.local import DirectoryTarget, LocalTarget, temporary_name
 from auxip.routing.targets.s3 import S3Target
 from auxip.routing.targets.sftp import SftpTarget
+from auxip_testing.delivery import assert_a_redo_replaces_a_dead_attempt
 
 EOF_NAME = "S1A_OPER_AUX_POEORB_OPOD_20240101T001234_V20231231T225942_20240102T005942.EOF"
 
@@ -105,11 +106,14 @@ async def test_names_that_are_not_plain_are_refused(outbox: Path, tmp_path: Path
     assert not (outbox.parent / "escape.EOF").exists()
 
 
-def test_temporary_names_are_hidden_unique_and_partial() -> None:
-    first, second = temporary_name(EOF_NAME), temporary_name(EOF_NAME)
-    assert first != second
-    assert first.startswith(f".{EOF_NAME}.")
-    assert first.endswith(".part")
+def test_temporary_names_are_hidden_partial_and_the_same_for_every_attempt_at_a_file() -> None:
+    md5, other = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+    assert temporary_name(EOF_NAME, md5) == temporary_name(EOF_NAME, md5) == f".{EOF_NAME}.0123456789ab.part"
+    assert temporary_name(EOF_NAME, other) != temporary_name(EOF_NAME, md5)
+
+
+async def test_a_redo_replaces_what_a_killed_process_left(outbox: Path, tmp_path: Path) -> None:
+    await assert_a_redo_replaces_a_dead_attempt(local_target(outbox), outbox, tmp_path)
 
 
 async def test_inbox_delivers_into_the_applications_inbox(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from auxip.ingest.sources.credentials import Credentials
 from auxip.routing.settings import TargetSettings
 from auxip.routing.targets.base import PermanentTargetError, Target, TransientTargetError
 from auxip.routing.targets.sftp import SftpTarget
+from auxip_testing.delivery import assert_a_redo_replaces_a_dead_attempt
 from auxip_testing.process import free_port
 from auxip_testing.sftp import SftpServer
 
@@ -178,3 +179,13 @@ async def test_a_name_with_a_path_is_refused(sftp_server: SftpServer, remote: Pa
         await adapter.deliver(local, "../escape.EOF", md5)
     await adapter.close()
     assert not (remote.parent / "escape.EOF").exists()
+
+
+async def test_a_redo_replaces_what_a_killed_process_left(
+    sftp_server: SftpServer, remote: Path, tmp_path: Path
+) -> None:
+    adapter = target(sftp_server, remote)
+    try:
+        await assert_a_redo_replaces_a_dead_attempt(adapter, remote, tmp_path)
+    finally:
+        await adapter.close()

@@ -68,7 +68,7 @@ class FtpTarget:
         checked_name(self.name, name)
         sent = local_size(self.name, local)
         final = posixpath.join(self.root, name)
-        temp = posixpath.join(self.root, temporary_name(name))
+        temp = posixpath.join(self.root, temporary_name(name, md5))
         async with self._connection("delivering", final) as session:
             try:
                 await session.store(local, temp)

@@ -96,7 +96,7 @@ class HttpTarget:
 
     async def deliver(self, local: Path, name: str, md5: str) -> Delivered:
         final = self.base_url + quote(checked_name(self.name, name))
-        temp = self.base_url + quote(temporary_name(name))
+        temp = self.base_url + quote(temporary_name(name, md5))
         sent = local_size(self.name, local)
         try:
             with local.open("rb") as body:

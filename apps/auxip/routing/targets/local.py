@@ -14,11 +14,11 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from auxip.ingest import faults
 from auxip.ingest.sources.base import SourceError, TransientSourceError
 from auxip.ingest.sources.credentials import Credentials
 from auxip.ingest.sources.listing import url_path
@@ -37,9 +37,12 @@ from auxip.routing.targets.base import (
 PERMANENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR})
 
 
-def temporary_name(name: str) -> str:
-    """Hidden and with a temporary suffix: pollers at the other end (AUXIP-like or ours) skip both."""
-    return f".{name}.{secrets.token_hex(6)}.part"
+def temporary_name(name: str, md5: str) -> str:
+    """Hidden and with a temporary suffix (pollers at the other end, AUXIP-like or ours, skip both), and the same for
+    every attempt at one file: a delivery redone after a crash overwrites and renames what it, or a process killed
+    mid-upload, left there, instead of leaving that copy behind under another name. Two routes delivering the same
+    bytes to one directory at the same moment share it; the size and checksum checks catch an interleaving."""
+    return f".{name}.{md5[:12]}.part"
 
 
 def checked_name(target: str, name: str) -> str:
@@ -116,7 +119,7 @@ class DirectoryTarget:
         final = self.directory / name
         if not self.directory.is_dir():
             raise PermanentTargetError(f"{self.name}: the target directory {self.directory} does not exist")
-        temp = self.directory / temporary_name(name)
+        temp = self.directory / temporary_name(name, md5)
         try:
             sent = _copy(self.name, local, temp)
             where = f"{self.name}: {final}"
@@ -125,6 +128,7 @@ class DirectoryTarget:
             if self.settings.verify_checksum:
                 check_md5(where, md5, file_md5(temp))
                 verified = "size+md5"
+            faults.point("deliver.uploaded")
             os.replace(temp, final)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -162,7 +166,11 @@ def _copy(target: str, local: Path, temp: Path) -> int:
     except OSError as exc:
         raise PermanentTargetError(f"{target}: cannot read the file to deliver {local}: {exc.strerror}") from None
     with source:
-        # O_EXCL: the random name is never an existing file, least of all one a concurrent delivery is writing.
+        # What an earlier, killed attempt left at this name goes first; then a file of our own (O_EXCL): a concurrent
+        # delivery of the same bytes that still writes its copy keeps its own inode, and one of the two renames fails
+        # and is retried, rather than one truncating the file the other is about to rename.
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             copied = copy_in_kernel(source.fileno(), descriptor)

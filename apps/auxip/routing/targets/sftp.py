@@ -77,7 +77,7 @@ class SftpTarget:
         checked_name(self.name, name)
         sent = local_size(self.name, local)
         final = posixpath.join(self.root, name)
-        temp = posixpath.join(self.root, temporary_name(name))
+        temp = posixpath.join(self.root, temporary_name(name, md5))
         async with self._slots:
             sftp = await self._sftp()
             with self._classified("delivering", final, sftp):
@@ -109,7 +109,12 @@ class SftpTarget:
 
 
 async def _upload(sftp: asyncssh.SFTPClient, local: Path, temp: str, size: int) -> int | None:
-    """Write `local` to the new file `temp`; returns the size the server reports for it afterwards."""
+    """Write `local` to the new file `temp`; returns the size the server reports for it afterwards.
+
+    What an earlier, killed attempt left at `temp` is removed first, and the file is then created exclusively (as
+    the local target does it)."""
+    with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+        await sftp.remove(temp)
     if size > SMALL_FILE:
         # Streams with MAX_REQUESTS writes in flight throughout; costs a stat more than the path below.
         await sftp.put(local, temp, block_size=BLOCK_SIZE, max_requests=MAX_REQUESTS, sparse=False)
