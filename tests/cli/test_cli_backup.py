@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from auxip.auth import LocalIdentityStore, Role
 from auxip.catalog.models import Attribute, Checksum, Product, PublicationClock
 from auxip.cli import app
-from auxip.cli_common import open_catalog
+from auxip.cli.common import open_catalog
 from auxip.config import load_config
 from auxip.subscriptions.models import MatcherCursor, Notification, Subscription
 from auxip_testing.api_server import seed_catalog

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from auxip.catalog.models import Product
 from auxip.cli import app
-from auxip.cli_common import open_catalog
+from auxip.cli.common import open_catalog
 from auxip.config import load_config
 from auxip_testing.api_server import sample_content, seed_catalog
 

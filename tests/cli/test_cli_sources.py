@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from auxip.cli import app
-from auxip.cli_common import open_catalog
+from auxip.cli.common import open_catalog
 from auxip.config import load_config
 from auxip.ingest.discovery import Discovery
 from auxip.ingest.sources.factory import open_source

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
-from auxip.cli_common import (
+from auxip.cli.common import (
     EXIT_CODES_HELP,
     ConfigOption,
     JsonOption,

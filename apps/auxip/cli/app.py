@@ -21,8 +21,8 @@ from auxip import config_reference
 from auxip.api.app import Services, build_app, run_ingestion, run_subscription_worker
 from auxip.auth import LocalIdentityStore, Role
 from auxip.catalog.restore import RestoreConflictError
-from auxip.cli_backup import BackupError, RestoreRefusedError, restore_backup, write_backup
-from auxip.cli_common import (
+from auxip.cli.backup import BackupError, RestoreRefusedError, restore_backup, write_backup
+from auxip.cli.common import (
     EXIT_CODES_HELP,
     FAILED,
     USAGE,
@@ -35,8 +35,8 @@ from auxip.cli_common import (
     progress_console,
     table_console,
 )
-from auxip.cli_products import products_app
-from auxip.cli_sources import sources_app
+from auxip.cli.products import products_app
+from auxip.cli.sources import sources_app
 from auxip.config import AuxipConfig
 from auxip.ingest import quarantine as quarantine_store
 from auxip.ingest.bus import open_bus
@@ -340,7 +340,3 @@ def routes_retry(
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

@@ -26,7 +26,7 @@ from auxip.api.formats import odata_timestamp
 from auxip.api.serialize import product_json
 from auxip.catalog.models import Product
 from auxip.catalog.views import ProductView, load_product_views
-from auxip.cli_common import (
+from auxip.cli.common import (
     EXIT_CODES_HELP,
     FAILED,
     USAGE,
