@@ -59,6 +59,9 @@ class ApiConfig(Section):
 class CatalogConfig(Section):
     #: SQLAlchemy URL; default `sqlite:///<data_dir>/catalog.db`. Production: `postgresql+psycopg://...`.
     url: str | None = None
+    #: Migrate the catalog to this release's schema at start (one machine). `false` on a cluster: every process only
+    #: checks the schema and refuses another one, and `auxip migrate` runs once per release (the migration Job).
+    migrate: bool = True
 
 
 class S3Config(Section):

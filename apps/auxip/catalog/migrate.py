@@ -2,6 +2,10 @@
 
 `upgrade(url)` (alias `create_schema`) brings a database to the head revision; the URL goes through
 `Config.attributes`, not the ini-style options, so passwords with `%` need no escaping and never land in a file.
+Concurrent upgrades queue on a PostgreSQL advisory lock (`migrations/env.py`). `prepare(url, migrate)` is what a
+process does at start: upgrade (one machine, `catalog.migrate: true`) or only check that the catalog is at this
+release's head (replicas on a cluster, where the release's migration Job runs `auxip migrate` once); either way a
+catalog of another release is refused with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from typing import Any, Final, Literal
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.schema import SchemaItem
 
@@ -52,6 +58,44 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
 
 
 create_schema = upgrade
+
+
+class SchemaMismatchError(RuntimeError):
+    """The catalog's schema is not the one this release was built for; the message says which and what to do."""
+
+
+def schema_revisions(url: str | URL) -> tuple[str | None, str]:
+    """(the catalog's current revision or None when it has none yet, this release's head revision)."""
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert head is not None  # the package ships its migrations
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    return current, head
+
+
+def prepare(url: str | URL, migrate: bool) -> None:
+    """Bring the catalog to this release's schema (`migrate`), or check that it is there; refuse any other."""
+    current, head = schema_revisions(url)
+    if current == head:
+        return
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaMismatchError(
+            f"the catalog's schema is at revision {current}, which this release does not know (its newest is "
+            f"{head}): the catalog was migrated by a newer release; run that release, or restore a backup taken "
+            "before the upgrade"
+        )
+    if not migrate:
+        raise SchemaMismatchError(
+            f"the catalog's schema is at revision {current or 'none (empty database)'}, this release needs {head}: "
+            "run `auxip migrate` once for this release (on a cluster, the release's migration Job) before "
+            "starting its services, or set catalog.migrate: true"
+        )
+    upgrade(url)
 
 
 def include_object(

@@ -20,6 +20,7 @@ from rich.table import Table
 from auxip import config_reference
 from auxip.api.app import Services, build_app, run_ingestion, run_subscription_worker
 from auxip.auth import LocalIdentityStore, Role
+from auxip.catalog.migrate import SchemaMismatchError, prepare, schema_revisions
 from auxip.catalog.restore import RestoreConflictError
 from auxip.cli.backup import BackupError, RestoreRefusedError, restore_backup, write_backup
 from auxip.cli.common import (
@@ -78,6 +79,20 @@ def serve(config_path: ConfigOption = None) -> None:
             IngestService(config, engine, storage, open_bus(config.bus.url, engine, config.bus.topic_prefix)),
         )
     web.run_app(application, host=config.api.host, port=config.api.port, print=None, access_log=None)
+
+
+@app.command()
+def migrate(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Migrate the catalog to this release's schema (once per release: on a cluster, the migration Job)."""
+    config = load(config_path)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        before, head = schema_revisions(config.catalog_url)
+        prepare(config.catalog_url, migrate=True)
+    except SchemaMismatchError as exc:
+        fail(str(exc), USAGE)
+    result = {"from": before, "to": head}
+    typer.echo(json.dumps(result) if as_json else f"catalog schema {before or 'none'} -> {head}")
 
 
 @users_app.command("add")

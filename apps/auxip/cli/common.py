@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
-from auxip.catalog.migrate import make_engine, upgrade
+from auxip.catalog.migrate import SchemaMismatchError, make_engine, prepare
 from auxip.config import AuxipConfig, ConfigError, load_config
 
 #: Exit codes of every command (also in `auxip --help`).
@@ -37,9 +37,13 @@ def load(path: Path | None) -> AuxipConfig:
 
 
 def open_catalog(config: AuxipConfig) -> Engine:
-    """The catalog engine, migrated to the current schema (a fresh data dir becomes an empty catalog)."""
+    """The catalog engine at this release's schema: migrated when `catalog.migrate` is on (a fresh data dir becomes
+    an empty catalog), checked otherwise; a catalog of another release exits 2 with what to do."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(config.catalog_url)
+    try:
+        prepare(config.catalog_url, config.catalog.migrate)
+    except SchemaMismatchError as exc:
+        fail(str(exc), USAGE)
     return make_engine(config.catalog_url)
 
 
