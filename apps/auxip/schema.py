@@ -10,11 +10,18 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 import auxip.auth.models
+import auxip.catalog.leases
 import auxip.ingest.models
 import auxip.routing.models
 import auxip.subscriptions.models
 from auxip.catalog.models import Base
 
-MODEL_MODULES = (auxip.auth.models, auxip.ingest.models, auxip.routing.models, auxip.subscriptions.models)
+MODEL_MODULES = (
+    auxip.auth.models,
+    auxip.catalog.leases,
+    auxip.ingest.models,
+    auxip.routing.models,
+    auxip.subscriptions.models,
+)
 
 metadata: MetaData = Base.metadata

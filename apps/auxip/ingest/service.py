@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from auxip.catalog import leases
 from auxip.config import AuxipConfig
 from auxip.ingest.bus import EventBus
 from auxip.ingest.discovery import Discovery
@@ -42,6 +43,8 @@ log = logging.getLogger("auxip.ingest")
 
 #: States whose next stage reads the bytes in the staging area of the process that fetched them.
 STAGED_STATES = ("fetched", "scanned", "prepared", "routing")
+#: The lease (auxip.catalog.leases) whose holder is the one process of a deployment that evicts.
+EVICTION_LEASE = "eviction"
 
 
 def release_orphaned_claims(engine: Engine) -> int:
@@ -335,14 +338,23 @@ class IngestService:
                 watcher.cancel()
 
     async def _eviction_loop(self, stop: asyncio.Event) -> None:
+        """Eviction in one process of the deployment at a time: the holder of the `eviction` lease, renewed every
+        round; another process takes over once a dead holder's lease has run out (two rounds)."""
         interval = self.config.ingest.eviction_interval_seconds
-        while not stop.is_set():
-            try:
-                await evict_expired(self.engine, self.pipeline.storage, recheck=timedelta(seconds=2 * interval))
-            except Exception:
-                log.exception("eviction failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+        holder = worker_id("evict")
+        lease = timedelta(seconds=2 * interval + self.lease.total_seconds())
+        try:
+            while not stop.is_set():
+                try:
+                    if await asyncio.to_thread(leases.hold, self.engine, EVICTION_LEASE, holder, lease):
+                        await evict_expired(self.engine, self.pipeline.storage, recheck=timedelta(seconds=2 * interval))
+                except Exception:
+                    log.exception("eviction failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(leases.release, self.engine, EVICTION_LEASE, holder)
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.config.scanner == "disabled":
