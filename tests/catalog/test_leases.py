@@ -12,8 +12,8 @@ from alembic import command
 from sqlalchemy import Engine, inspect
 
 from auxip.catalog.leases import hold, release
-from auxip.catalog.migrate import alembic_config, make_engine, upgrade
-from auxip_testing.databases import BACKENDS, database_url, schema_differences
+from auxip.catalog.migrate import alembic_config
+from auxip_testing.databases import BACKENDS, migrated_engine, schema_differences
 
 MINUTE = timedelta(minutes=1)
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -21,11 +21,7 @@ T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    for url in database_url(request, tmp_path, "leases"):
-        upgrade(url)
-        eng = make_engine(url)
-        yield eng
-        eng.dispose()
+    yield from migrated_engine(request, tmp_path, "leases")
 
 
 def test_migration_0009_creates_the_lease_table(engine: Engine) -> None:

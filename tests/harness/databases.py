@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, Table
 from sqlalchemy.schema import SchemaItem
 
-from auxip.catalog.migrate import include_object
+from auxip.catalog.migrate import include_object, make_engine, upgrade
 from auxip.schema import metadata
 
 #: Parametrise a fixture with these; the PostgreSQL case is an integration test (it starts the server).
@@ -32,6 +32,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) ->
         yield database.sqlalchemy_url
     finally:
         server.drop_database(database.dbname)
+
+
+def migrated_engine(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Iterator[Engine]:
+    """For a fixture parametrised with BACKENDS: an engine on an empty database migrated to head, disposed after."""
+    for url in database_url(request, tmp_path, prefix):
+        upgrade(url)
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
 
 
 def schema_differences(engine: Engine, tables: Collection[str] | None = None) -> list[Any]:

@@ -9,19 +9,15 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect
 
-from auxip.catalog.migrate import alembic_config, make_engine, upgrade
-from auxip_testing.databases import BACKENDS, database_url, schema_differences
+from auxip.catalog.migrate import alembic_config
+from auxip_testing.databases import BACKENDS, migrated_engine, schema_differences
 
 TABLES = {"route_delivery", "route_attempt", "route_target_state"}
 
 
 @pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    for url in database_url(request, tmp_path, "routing"):
-        upgrade(url)
-        eng = make_engine(url)
-        yield eng
-        eng.dispose()
+    yield from migrated_engine(request, tmp_path, "routing")
 
 
 def test_migrated_routing_tables_match_the_models(engine: Engine) -> None:
