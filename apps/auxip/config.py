@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -31,6 +31,13 @@ from auxip.storage import Storage, open_storage
 from auxip.storage.settings import S3Settings
 
 ENV_PREFIX = "AUXIP_"
+
+#: What one `auxip serve` process runs: the OData API and token endpoint; discovery and the ingestion stages; route
+#: deliveries; subscription notifications; eviction (a singleton, under a lease).
+ProcessRole = Literal["api", "ingest", "route", "notify", "evict"]
+PROCESS_ROLES: tuple[ProcessRole, ...] = get_args(ProcessRole)
+#: The keys a routing document (`routing_documents`) may hold.
+ROUTING_KEYS = ("sources", "routes", "inboxes")
 
 
 class ConfigError(ValueError):
@@ -145,6 +152,17 @@ class AuxipConfig(Section):
     inboxes: dict[str, InboxSettings] = {}
     #: Sentinel-1 routing: files of a source (or published products) delivered to external targets.
     routes: list[RouteSettings] = []
+    #: What this process runs (`auxip serve --role` overrides it); any number of processes of any role share one
+    #: catalog, object store and event bus. A process without `api` serves only `/health/*` and `/metrics`.
+    roles: list[ProcessRole] = Field(default_factory=lambda: list(PROCESS_ROLES), min_length=1)
+    #: YAML files whose `sources`, `routes` and `inboxes` are added to this configuration's (on the cluster: the
+    #: `auxip-routes` ConfigMap of the hosted applications' exchanges, mounted into the pods).
+    routing_documents: list[Path] = []
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_once(cls, roles: list[ProcessRole]) -> list[ProcessRole]:
+        return [role for role in PROCESS_ROLES if role in roles]
 
     @field_validator("data_dir")
     @classmethod
@@ -241,6 +259,27 @@ def _apply_environment(document: dict[str, Any], environ: dict[str, str]) -> dic
     return document
 
 
+def _with_routing_documents(document: dict[str, Any]) -> dict[str, Any]:
+    """Add each routing document's sources, routes and inboxes to the configuration's, before validation (so their
+    errors name the key, and `inbox://` targets resolve against every inbox)."""
+    paths = document.get("routing_documents") or []
+    if not isinstance(paths, list):
+        return document  # the model names the key
+    merged = {key: document.get(key) for key in ROUTING_KEYS}
+    for index, path in enumerate(paths):
+        where = f"routing_documents.{index}"
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{where}: cannot read {path}: {exc}") from None
+        if not isinstance(loaded, dict) or set(loaded) - set(ROUTING_KEYS):
+            raise ConfigError(f"{where}: {path} must be a mapping of {', '.join(ROUTING_KEYS)} only")
+        for key in ("sources", "routes"):
+            merged[key] = list(merged[key] or []) + list(loaded.get(key) or [])
+        merged["inboxes"] = dict(merged["inboxes"] or {}) | dict(loaded.get("inboxes") or {})
+    return document | {key: value for key, value in merged.items() if value is not None}
+
+
 def _format(error: ValidationError, where: str) -> str:
     lines = []
     for item in error.errors():
@@ -264,6 +303,10 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Aux
             raise ConfigError(f"invalid configuration in {path}: the top level must be a mapping of keys")
         document = loaded or {}
     document = _apply_environment(document, dict(os.environ if environ is None else environ))
+    document = _with_routing_documents(document)
+    if document.get("routing_documents"):
+        # Their sources and routes follow the file's own in `sources[]` and `routes[]`: say where indexes point.
+        where += f" (with the routing documents {', '.join(map(str, document['routing_documents']))})"
     try:
         return AuxipConfig.model_validate(document)
     except ValidationError as exc:

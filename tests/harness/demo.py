@@ -34,15 +34,14 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy import Engine, select
 
-from auxip.api.app import Services, build_app, run_ingestion, run_subscription_worker
+from auxip.api.app import Services, build_process
 from auxip.auth import LocalIdentityStore, Role
 from auxip.catalog.migrate import make_engine, upgrade
 from auxip.catalog.models import Product
 from auxip.config import AuxipConfig, load_config
-from auxip.ingest.bus import open_bus
 from auxip.ingest.models import TERMINAL
 from auxip.ingest.quarantine import list_entries
-from auxip.ingest.service import IngestService, stage_counts
+from auxip.ingest.service import stage_counts
 from auxip.logs import configure as configure_logging
 from auxip_testing.clamd import CLAMD, eicar, run_clamd
 from auxip_testing.pulumi_mocks import REPO_ROOT
@@ -269,9 +268,7 @@ def check(config: AuxipConfig, password: str, product_id: str) -> None:
 async def run(config: AuxipConfig, password: str, interval: float, total: int, check_only: bool) -> None:
     engine = make_engine(config.catalog_url)
     storage = config.open_storage()
-    app = build_app(config, Services(engine=engine, storage=storage, store=LocalIdentityStore(engine)))
-    run_subscription_worker(app, interval=2.0)
-    run_ingestion(app, IngestService(config, engine, storage, open_bus(config.bus.url, engine)))
+    app = build_process(config, Services(engine=engine, storage=storage, store=LocalIdentityStore(engine)))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.api.host, config.api.port).start()

@@ -17,7 +17,7 @@ from auxip.api.download import DOWNLOAD_GUARD, STORAGE, add_download_routes
 from auxip.api.errors import Handler, odata_errors
 from auxip.api.guard import QUOTAS, download_guard
 from auxip.api.metrics_entity import add_metrics_routes
-from auxip.api.observability import add_observability, measured
+from auxip.api.observability import PROCESS_ROLES_GAUGE, add_observability, measured
 from auxip.api.products import add_product_routes
 from auxip.api.service import ROOT, add_service_routes
 from auxip.api.settings import API_SETTINGS
@@ -42,6 +42,7 @@ from auxip.auth.token_endpoint import LocalIssuer, add_token_routes
 from auxip.auth.token_proxy import add_token_proxy_route
 from auxip.auth.validation import StaticJwks
 from auxip.config import AuxipConfig
+from auxip.ingest.bus import open_bus
 from auxip.ingest.service import IngestService
 from auxip.storage import Storage
 from auxip.subscriptions.service import SubscriptionService
@@ -72,6 +73,31 @@ async def subscription_caller(request: web.Request) -> tuple[str, bool]:
     """Download users manage their own subscriptions; Reporting and Admin see everyone's."""
     principal = await require(request, Role.DOWNLOAD, Role.REPORTING, Role.ADMIN)
     return principal.username, principal.has_any(Role.REPORTING, Role.ADMIN)
+
+
+def build_process(config: AuxipConfig, services: Services) -> web.Application:
+    """One `auxip serve` process: the web application of its roles (`config.roles`) with their background work.
+
+    Without `api` it serves only `/health/*` and `/metrics`. Processes of any roles share the catalog, the object
+    store and the bus: claims and leases in the catalog share the work between them.
+    """
+    roles = set(config.roles)
+    app = build_app(config, services) if "api" in roles else build_health_app(services.engine)
+    if "notify" in roles:
+        run_subscription_worker(app, interval=2.0)
+    if roles & {"ingest", "route", "evict"}:
+        bus = open_bus(config.bus.url, services.engine, config.bus.topic_prefix)
+        run_ingestion(app, IngestService(config, services.engine, services.storage, bus))
+    app[PROCESS_ROLES_GAUGE].labels(",".join(config.roles)).set(1)
+    return app
+
+
+def build_health_app(engine: Engine) -> web.Application:
+    """The web side of a process without the API role: liveness, readiness (the catalog answers) and metrics."""
+    app = web.Application(middlewares=[measured])
+    app[ENGINE] = engine
+    add_observability(app)
+    return app
 
 
 def run_subscription_worker(app: web.Application, interval: float) -> None:

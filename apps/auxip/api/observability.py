@@ -8,7 +8,7 @@ import time
 from typing import Final
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import text
 
 from auxip.api.db import in_session
@@ -20,6 +20,7 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 REQUEST_SECONDS = web.AppKey("request_seconds", Histogram)
 DOWNLOADED_BYTES = web.AppKey("downloaded_bytes", Counter)
 DOWNLOADS = web.AppKey("downloads", Counter)
+PROCESS_ROLES_GAUGE = web.AppKey("process_roles", Gauge)
 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120)
 
@@ -39,6 +40,9 @@ def add_observability(app: web.Application) -> None:
     )
     app[DOWNLOADS] = Counter(
         "auxip_downloads", "$value transfers by outcome (completed or failed)", ["status"], registry=registry
+    )
+    app[PROCESS_ROLES_GAUGE] = Gauge(
+        "auxip_process_info", "What this process runs (its `roles`, comma-separated)", ["roles"], registry=registry
     )
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from auxip import config_reference
-from auxip.api.app import Services, build_app, run_ingestion, run_subscription_worker
+from auxip.api.app import Services, build_process
 from auxip.auth import LocalIdentityStore, Role
 from auxip.catalog.migrate import SchemaMismatchError, prepare, schema_revisions
 from auxip.catalog.restore import RestoreConflictError
@@ -38,10 +38,9 @@ from auxip.cli.common import (
 )
 from auxip.cli.products import products_app
 from auxip.cli.sources import sources_app
-from auxip.config import AuxipConfig
+from auxip.config import PROCESS_ROLES, AuxipConfig
 from auxip.ingest import quarantine as quarantine_store
-from auxip.ingest.bus import open_bus
-from auxip.ingest.service import IngestService, pipeline_status
+from auxip.ingest.service import pipeline_status
 from auxip.logs import configure as configure_logging
 from auxip.routing.engine import delivery_counts, list_deliveries, retry_dead
 from auxip.routing.models import DELIVERY_STATES
@@ -63,21 +62,24 @@ def _store(config: AuxipConfig) -> LocalIdentityStore:
     return LocalIdentityStore(open_catalog(config))
 
 
+ServeRole = enum.Enum("ServeRole", {role: role for role in PROCESS_ROLES}, type=str)  # type: ignore[misc]
+RoleOption = Annotated[
+    list[ServeRole] | None,
+    typer.Option("--role", help="what this process runs (repeatable; default: the config's `roles`, all of them)"),
+]
+
+
 @app.command()
-def serve(config_path: ConfigOption = None) -> None:
-    """Run the API and the subscription worker until interrupted."""
+def serve(config_path: ConfigOption = None, role: RoleOption = None) -> None:
+    """Run the AUXIP until interrupted: the API, ingestion, routing, notifications and eviction, or the given roles."""
     config = load(config_path)
+    if role:
+        chosen = {choice.value for choice in role}
+        config = config.model_copy(update={"roles": [name for name in PROCESS_ROLES if name in chosen]})
     configure_logging(config.log_format)
     engine = open_catalog(config)
-    storage = config.open_storage()
-    services = Services(engine=engine, storage=storage, store=LocalIdentityStore(engine))
-    application = build_app(config, services)
-    run_subscription_worker(application, interval=2.0)
-    if config.sources:
-        run_ingestion(
-            application,
-            IngestService(config, engine, storage, open_bus(config.bus.url, engine, config.bus.topic_prefix)),
-        )
+    services = Services(engine=engine, storage=config.open_storage(), store=LocalIdentityStore(engine))
+    application = build_process(config, services)
     web.run_app(application, host=config.api.host, port=config.api.port, print=None, access_log=None)
 
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from auxip.catalog import leases
-from auxip.config import AuxipConfig
+from auxip.config import AuxipConfig, ProcessRole
 from auxip.ingest.bus import EventBus
 from auxip.ingest.discovery import Discovery
 from auxip.ingest.eviction import evict_expired
@@ -35,7 +35,18 @@ from auxip.ingest.scanner import ClamdScanner
 from auxip.ingest.sources.base import Source
 from auxip.ingest.sources.factory import open_source
 from auxip.ingest.stages import STAGES, DuplicateProduct, Pipeline, Retry, StagedInputMissing, retry_delay
-from auxip.ingest.state import ClaimLost, Item, advance, claim, defer, renew, utcnow, worker_id
+from auxip.ingest.state import (
+    ClaimLost,
+    Item,
+    advance,
+    claim,
+    defer,
+    renew,
+    staging_lease,
+    staging_node,
+    utcnow,
+    worker_id,
+)
 from auxip.routing.engine import RoutingEngine, RoutingSettings
 from auxip.storage import Storage
 
@@ -123,11 +134,20 @@ class _Wakes:
 
 class IngestService:
     def __init__(
-        self, config: AuxipConfig, engine: Engine, storage: Storage, bus: EventBus, stages_only: bool = False
+        self,
+        config: AuxipConfig,
+        engine: Engine,
+        storage: Storage,
+        bus: EventBus,
+        roles: Collection[ProcessRole] | None = None,
+        helper: bool = False,
     ) -> None:
+        #: What this process runs (default: the configuration's `roles`): `ingest` (discovery and the stage workers,
+        #: the `routing` stage of routed files included), `route` (deliveries to targets), `evict` (under a lease).
+        self.roles = frozenset(config.roles if roles is None else roles) & {"ingest", "route", "evict"}
         #: A helper process (`ingest.processes` > 1): stage workers only; discovery, eviction, deliveries and the
         #: helpers themselves run in the main process.
-        self.stages_only = stages_only
+        self.helper = helper
         self.config = config
         self.engine = engine
         self.bus = bus
@@ -147,7 +167,7 @@ class IngestService:
             rules=config.ingest.transform_rules,
             staging_dir=config.staging_dir,
             quarantine_dir=config.data_dir / "quarantine",
-            node=f"{socket.gethostname()}:{config.staging_dir}",
+            node=staging_node(config.staging_dir),
             archive_limits=config.ingest.archive_limits,
             hold=timedelta(seconds=config.ingest.lease_seconds),
         )
@@ -301,11 +321,27 @@ class IngestService:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
 
-    def _staging_affinity(self, state: str) -> tuple[str | None, timedelta | None]:
-        """Stages that read staged bytes run where they were fetched; others take over only a stalled item."""
-        if state in STAGED_STATES:
-            return self.pipeline.node, 2 * self.lease
-        return None, None
+    def _staging_affinity(self, state: str) -> tuple[str | None]:
+        """Stages that read staged bytes run where they were fetched, or anywhere once that staging area is gone."""
+        return (self.pipeline.node if state in STAGED_STATES else None,)
+
+    async def _staging_lease_loop(self, stop: asyncio.Event) -> None:
+        """Hold this staging area's lease while the process lives: its staged items stay with it until the lease
+        runs out (one lease after a crash, at once after a clean stop), then any process may take them over."""
+        node = self.pipeline.node
+        name = staging_lease(node)
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.to_thread(leases.hold, self.engine, name, node, self.lease)
+                except Exception:
+                    log.exception("staging lease not renewed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.lease.total_seconds() / 3)
+        finally:
+            if not self.helper:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(leases.release, self.engine, name, node)
 
     async def _discovery_loop(self, name: str, stop: asyncio.Event) -> None:
         settings = next(s for s in self.config.sources if s.name == name)
@@ -357,27 +393,32 @@ class IngestService:
                 await asyncio.to_thread(leases.release, self.engine, EVICTION_LEASE, holder)
 
     async def run(self, stop: asyncio.Event) -> None:
-        if self.config.scanner == "disabled":
+        if "ingest" in self.roles and self.config.scanner == "disabled":
             log.warning("ANTIVIRUS SCANNING IS DISABLED (scanner: disabled): files are published unscanned")
         released = release_orphaned_claims(self.engine)
         if released:
             log.info("released orphaned claims", extra={"items": released})
         tasks: list[asyncio.Task[None]] = []
-        helpers = [] if self.stages_only else _start_helpers(self.config)
-        if not self.stages_only:
+        ingest = "ingest" in self.roles
+        main = not self.helper
+        helpers = _start_helpers(self.config) if ingest and main else []
+        if ingest and main:
             tasks += [asyncio.create_task(self._discovery_loop(name, stop)) for name in self.sources]
+        if "evict" in self.roles and main:
             tasks.append(asyncio.create_task(self._eviction_loop(stop)))
-            if self.routing is not None:
-                tasks.append(asyncio.create_task(self.routing.run(stop)))
-        tasks += [
-            asyncio.create_task(self._stage_loop("discovered", s.concurrency, stop, [s.name]))
-            for s in self.config.sources
-        ]
-        tasks += [
-            asyncio.create_task(self._stage_loop(state, self.config.ingest.workers, stop))
-            for state in self.stages
-            if state != "discovered"
-        ]
+        if "route" in self.roles and main and self.routing is not None:
+            tasks.append(asyncio.create_task(self.routing.run(stop)))
+        if ingest:
+            tasks.append(asyncio.create_task(self._staging_lease_loop(stop)))
+            tasks += [
+                asyncio.create_task(self._stage_loop("discovered", s.concurrency, stop, [s.name]))
+                for s in self.config.sources
+            ]
+            tasks += [
+                asyncio.create_task(self._stage_loop(state, self.config.ingest.workers, stop))
+                for state in self.stages
+                if state != "discovered"
+            ]
         try:
             await stop.wait()
         finally:
@@ -435,7 +476,7 @@ def _helper_main(config: AuxipConfig) -> None:
         engine = make_engine(config.catalog_url)
         storage = config.open_storage()
         bus = open_bus(config.bus.url, engine, config.bus.topic_prefix)
-        service = IngestService(config, engine, storage, bus, stages_only=True)
+        service = IngestService(config, engine, storage, bus, roles={"ingest"}, helper=True)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         try:

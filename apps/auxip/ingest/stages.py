@@ -352,7 +352,7 @@ async def store(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
             raise StagedInputMissing(f"{published} is missing and {key} does not hold it")
     else:
         local = pipeline.storage.local_path(key)
-        if local is not None and _same_filesystem(published, local):
+        if local is not None and same_filesystem(published, local):
             # Same filesystem: a rename is atomic and copies nothing; the MD5 was computed while writing the file.
             await asyncio.to_thread(_move_into_place, published, local)
         else:
@@ -368,7 +368,16 @@ def _move_into_place(published: Path, stored: Path) -> None:
     os.replace(published, stored)
 
 
-def _same_filesystem(a: Path, b: Path) -> bool:
+def link_into_place(staged: Path, stored: Path) -> None:
+    """`stored` becomes another name of `staged` (replacing what a dead attempt left there): nothing is copied."""
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    temporary = stored.with_name(f".tmp-link-{os.getpid()}-{stored.name}")
+    temporary.unlink(missing_ok=True)
+    os.link(staged, temporary)
+    os.replace(temporary, stored)
+
+
+def same_filesystem(a: Path, b: Path) -> bool:
     anchor = b
     while not anchor.exists():
         anchor = anchor.parent

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import socket
@@ -17,10 +18,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Update, and_, bindparam, or_, update
+from sqlalchemy import Connection, Engine, Update, and_, bindparam, exists, literal, or_, update
 
+from auxip.catalog.leases import SingletonLease
 from auxip.claims import claim_statement
 from auxip.ingest.models import IngestItem
 
@@ -32,6 +35,20 @@ def utcnow() -> datetime:
 def worker_id(role: str) -> str:
     """Unique per process and role, readable in `auxip status`: host:pid:role:random."""
     return f"{socket.gethostname()[:20]}:{os.getpid()}:{role}:{uuid.uuid4().hex[:6]}"
+
+
+#: Lease names (`auxip.catalog.leases`) of the staging areas whose processes are alive: `staging:<node>`.
+STAGING_LEASE_PREFIX = "staging:"
+
+
+def staging_node(staging_dir: Path) -> str:
+    """The staging area of this host and directory, short enough to name its lease: host:<hash of the directory>."""
+    digest = hashlib.sha256(str(staging_dir.resolve()).encode()).hexdigest()[:12]
+    return f"{socket.gethostname()[:24]}:{digest}"
+
+
+def staging_lease(node: str) -> str:
+    return STAGING_LEASE_PREFIX + node
 
 
 class ClaimLost(Exception):
@@ -92,13 +109,13 @@ def _claim_statement(dialect: str, sources: tuple[str, ...] | None, staged: bool
     if sources is not None:
         due = and_(due, IngestItem.source.in_(sources))
     if staged:
+        node_alive = exists().where(
+            SingletonLease.name == literal(STAGING_LEASE_PREFIX) + IngestItem.staged_on,
+            SingletonLease.expires_at >= bindparam("c_now"),
+        )
         due = and_(
             due,
-            or_(
-                IngestItem.staged_on == bindparam("c_node"),
-                IngestItem.staged_on.is_(None),
-                IngestItem.updated_at < bindparam("c_stale_before"),
-            ),
+            or_(IngestItem.staged_on == bindparam("c_node"), IngestItem.staged_on.is_(None), ~node_alive),
         )
     return claim_statement(IngestItem, due, dialect, _COLUMNS, updated_at=bindparam("c_now"))
 
@@ -111,12 +128,11 @@ def claim(
     limit: int,
     sources: Sequence[str] | None = None,
     staged_on: str | None = None,
-    takeover: timedelta | None = None,
 ) -> list[Item]:
     """Take up to `limit` due items in `state` (oldest due first) for `lease`.
 
-    With `staged_on`, only items whose bytes sit in that staging area — or, once nobody has touched them for
-    `takeover` (claims and lease renewals touch them, so their process is gone), anyone's: their stage then finds
+    With `staged_on`, only items whose bytes sit in that staging area — or in one whose processes stopped holding
+    its lease (`staging_lease`: they are gone, and on a cluster their pod's disk with them): their stage then finds
     no staged bytes here and sends the item back to be fetched again.
     """
     now = utcnow()
@@ -131,7 +147,7 @@ def claim(
         "c_limit": limit,
     }
     if staged_on is not None:
-        params |= {"c_node": staged_on, "c_stale_before": now - (takeover or timedelta(minutes=10))}
+        params["c_node"] = staged_on
     with engine.begin() as conn:
         return [_item(row) for row in conn.execute(statement, params)]
 

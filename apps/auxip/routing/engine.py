@@ -35,7 +35,7 @@ from auxip.ingest.checksums import file_digests
 from auxip.ingest.models import IngestItem
 from auxip.ingest.quarantine import Rejection
 from auxip.ingest.sources.base import PostDeliverySource, RemoteFile
-from auxip.ingest.stages import Pipeline, Retry
+from auxip.ingest.stages import Pipeline, Retry, link_into_place, same_filesystem
 from auxip.ingest.state import Item, advance, utcnow, worker_id
 from auxip.routing.models import RouteAttempt, RouteDelivery, TargetState
 from auxip.routing.settings import PublishedTrigger, RouteSettings, SourceTrigger, TargetSettings
@@ -45,6 +45,9 @@ from auxip.storage import Storage
 from auxip.subscriptions.retry import RetryPolicy
 
 log = logging.getLogger("auxip.routing")
+
+#: The object-store prefix of routed files in flight (product keys start with an upper-case product type).
+ROUTING_PREFIX = "routing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,12 @@ def matches(trigger: PublishedTrigger, name: str, product_type: str, attributes:
     if trigger.platforms and attributes.get("platformSerialIdentifier") not in trigger.platforms:
         return False
     return all(attributes.get(key) == value for key, value in trigger.attributes.items())
+
+
+def routed_file_key(item: Item) -> str:
+    """Where a routed file's bytes wait for their deliveries in the object store (removed once it is routed): not
+    on the disk of the process that fetched it, so a delivery worker of any host can send it."""
+    return f"{ROUTING_PREFIX}/item-{item.id}/{item.name}"
 
 
 def _target_key(route: str, target: str) -> str:
@@ -238,8 +247,10 @@ class RoutingEngine:
             if not staged.exists():
                 raise Retry(f"{staged} is missing", 1, count_attempt=False)
             md5 = (await asyncio.to_thread(file_digests, staged, ("MD5",)))["MD5"]
+            key = routed_file_key(item)
+            await self._share(staged, key)
             routes = self.by_source.get(item.source, [])
-            self._plan(self._delivery_rows(routes, file_key, item.name, str(staged), staged.stat().st_size, md5,
+            self._plan(self._delivery_rows(routes, file_key, item.name, f"storage:{key}", staged.stat().st_size, md5,
                                            item.source))  # fmt: skip
             raise Retry("deliveries planned", self.settings.sweep_seconds, count_attempt=False)
         if "dead" in states:
@@ -248,8 +259,18 @@ class RoutingEngine:
             # Made due again by the last delivery to land (`_finish_file_if_done`); the delay is only a fallback.
             raise Retry("deliveries in progress", 5, count_attempt=False)
         await self._post_delivery(item)
+        await self.storage.delete(routed_file_key(item))
         advance(self.engine, item, worker, "routed", {"deliveries": len(states)})
         shutil.rmtree(pipeline.item_dir(item), ignore_errors=True)
+
+    async def _share(self, staged: Path, key: str) -> None:
+        """Put a routed file where every process delivering it can read it: the object store. A link when the
+        store is a directory on the staging filesystem (nothing copied), an upload otherwise."""
+        local = self.storage.local_path(key)
+        if local is not None and same_filesystem(staged, local):
+            await asyncio.to_thread(link_into_place, staged, local)
+        else:
+            await self.storage.put_file(key, staged)
 
     async def _post_delivery(self, item: Item) -> None:
         """Only once every target has the file: the route's action at the source (the strictest one wins)."""
