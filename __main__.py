@@ -2,6 +2,7 @@
 
 import pulumi
 
+from auxip.deploy.context import cluster_context
 from auxip.deploy.layer import Apps, AppsArgs
 from auxip_platform.infra.layer import Infra, InfraArgs
 from auxip_platform.infra.stack_config import load_engine_config
@@ -57,8 +58,9 @@ if layers.apps:
             kubernetes_version=config.kubernetes.version,
             namespaces=config.kubernetes.namespaces,
             config=config.apps,
+            context=cluster_context(config),
         ),
-        # Hosted applications' objects go into namespaces of the baseline (the routes ConfigMap, exchange policies).
+        # Objects go into namespaces of the baseline and use the cluster services' CRDs (Kafka, cert-manager, Kong).
         pulumi.ResourceOptions(depends_on=[baseline] if baseline else None),
     )
 

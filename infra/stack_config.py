@@ -16,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from auxip.deploy.config import AppsConfig, ComputeAmounts, ExchangeStorage
+from auxip.deploy.config import AppsConfig, ExchangeStorage
+from auxip.deploy.fields import ComputeAmounts, memory_bytes, millicores
+from auxip.deploy.service_config import AuxipServiceConfig
 from auxip.validation import require_unique
 from auxip_platform.infra.config import InfraConfig
 from auxip_platform.platform.services.config import ClusterServicesConfig
@@ -216,7 +218,7 @@ class StackConfig(StrictModel):
 
     def cross_check(self) -> list[tuple[str, str]]:
         """(key, problem) pairs that involve several sections; each key names the entry to fix."""
-        return [*_hosted_app_problems(self), *_namespace_problems(self)]
+        return [*_hosted_app_problems(self), *_namespace_problems(self), *_auxip_problems(self)]
 
     @property
     def baseline_namespaces(self) -> list[NamespaceConfig]:
@@ -287,6 +289,65 @@ def _hosted_app_problems(config: StackConfig) -> list[tuple[str, str]]:
             why = f"vm, but no infra.openstack.egress rule lets it reach exchangeStorage {storage.cidr}:{storage.port}"
             problems.append((f"{key}.kind", why))
     return problems
+
+
+def _auxip_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """The AUXIP's services (`apps.auxip`): what they need from the rest of the stack, the configuration generated
+    for the program (validated by the program's own loader), and room in their namespace's quota."""
+    service = config.apps.auxip
+    if service is None:
+        return []
+    from auxip.deploy.auxip_config import auxip_document, problems
+    from auxip.deploy.context import cluster_context
+    from auxip.deploy.exchanges import routing_document
+
+    namespace = config.apps.auxip_namespace
+    namespaces = {ns.name: ns for ns in config.kubernetes.namespaces}
+    found: list[tuple[str, str]] = []
+    if namespace not in namespaces:
+        if not config.apps.hosted:  # else already said by `_hosted_app_problems`
+            found.append(
+                ("apps.auxipNamespace", f"{namespace!r} is not in kubernetes.namespaces (the AUXIP runs there)")
+            )
+        return found
+    services = config.cluster_services
+    if services.postgres is None:
+        why = "the AUXIP's catalog is the CloudNativePG cluster: configure clusterServices.postgres"
+        found.append(("apps.auxip", why))
+    if service.ingress is not None and not (services.kong.enabled and services.cert_manager.enabled):
+        found.append(("apps.auxip.ingress", "needs clusterServices.kong and clusterServices.certManager enabled"))
+    context = cluster_context(config)
+    if service.storage.bucket is None and context.products_bucket is None:
+        why = "no bucket: set it, or give the infra layer a bucket of purpose products (infra.openstack.buckets)"
+        found.append(("apps.auxip.storage.bucket", why))
+    if found:
+        return found
+    document = auxip_document(service, namespace, context)
+    found += problems(document, routing_document(config.apps), service)
+    profile_name = namespaces[namespace].quota or "default"
+    found += _auxip_quota_problems(service, config.kubernetes.quota_profiles[profile_name], profile_name)
+    return found
+
+
+def _auxip_quota_problems(service: AuxipServiceConfig, profile: QuotaProfile, name: str) -> list[tuple[str, str]]:
+    found = []
+    rows = service.footprint()
+    for key, _, containers in rows:
+        if not all(c.limits.fits_in(profile.container.max) for c in containers):
+            why = f"a container's limits exceed container.max of the quota profile {name!r}"
+            found.append((".".join(filter(None, ("apps.auxip", key))), why))
+    pods = sum(count for _, count, _ in rows)
+    if pods > profile.pods:
+        found.append(("apps.auxip", f"up to {pods} pods at once, the quota profile {name!r} allows {profile.pods}"))
+    for kind in ("requests", "limits"):
+        cpu = sum(millicores(getattr(c, kind).cpu) * count for _, count, cs in rows for c in cs)
+        memory = sum(memory_bytes(getattr(c, kind).memory) * count for _, count, cs in rows for c in cs)
+        allowed = getattr(profile, kind)
+        if cpu > millicores(allowed.cpu) or memory > memory_bytes(allowed.memory):
+            why = f"its pods need up to {cpu}m CPU and {memory // 2**20}Mi of {kind} (api at maxReplicas, a surge "
+            why += f"each), more than the quota profile {name!r} allows ({allowed.cpu}, {allowed.memory})"
+            found.append(("apps.auxip", why))
+    return found
 
 
 def _decode(value: Any) -> Any:

@@ -4,6 +4,11 @@ Controllers and brokers are separate node pools, so a broker under load never st
 connect on one TLS listener (9093) with mutual TLS authentication and simple ACLs; the brokers accept it only from
 the AUXIP's namespaces (`networkPolicyPeers`, which Strimzi turns into the listener's NetworkPolicy, and an allow
 policy of ours that states the same).
+
+The AUXIP's topics and its KafkaUser are the apps layer's (`auxip.deploy.kafka_access`). The User Operator watches
+the AUXIP namespace (`users_namespace`), so the Secret holding a user's certificate is written where the client pods
+can mount it: a pod reads Secrets of its own namespace only. Strimzi needs its cluster operator's namespaced role
+bound there for that (the chart's `watchNamespaces`), which lets the operator manage Secrets in that namespace.
 """
 
 from __future__ import annotations
@@ -33,10 +38,6 @@ from auxip_platform.platform.system_namespaces import KAFKA, SYSTEM_NAMESPACES
 
 API = "kafka.strimzi.io/v1"
 TLS_PORT = 9093
-#: The events the AUXIP publishes (auxip.ingest.bus, auxip.ingest.eviction), each a topic `<prefix><event>`.
-EVENTS = ("product.published", "product.quarantined", "product.evict")
-#: The client the AUXIP's services authenticate as (mutual TLS; its certificate is in the Secret of that name).
-CLIENT_USER = "auxip"
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,12 @@ class KafkaArgs:
     api_server_port: int
     #: `config.client_namespaces` that this stack creates.
     client_namespaces: Sequence[str]
+    #: Where the User Operator watches KafkaUsers and writes their Secrets (the AUXIP namespace); None: the Kafka
+    #: cluster's own namespace.
+    users_namespace: str | None = None
 
 
-def operator_values(registry_prefix: str) -> dict:
+def operator_values(registry_prefix: str, users_namespace: str | None = None) -> dict:
     host, path = split_prefix(registry_prefix)
     repository = f"{path}/strimzi" if path else "strimzi"
     assert IMAGES["strimzi-operator"].path == "strimzi/operator"  # the layout the chart's defaults assume
@@ -62,6 +66,8 @@ def operator_values(registry_prefix: str) -> dict:
         # Always, for the operator and (the chart passes it on) every operand: a tag moved on the mirror is noticed.
         "image": {"imagePullPolicy": "Always"},
         "watchAnyNamespace": False,
+        # The operator's namespaced role also in the users' namespace: it delegates the User Operator's rights there.
+        "watchNamespaces": [users_namespace] if users_namespace else [],
         "replicas": 1,
         "resources": resources("200m", "384Mi", "1", "512Mi"),
         "priorityClassName": SYSTEM_NAMESPACES[KAFKA].priority_class,
@@ -95,8 +101,11 @@ def _pool_spec(config: KafkaConfig, role: str) -> dict:
     }
 
 
-def kafka_spec(config: KafkaConfig, client_namespaces: Sequence[str]) -> dict:
+def kafka_spec(config: KafkaConfig, client_namespaces: Sequence[str], users_namespace: str | None = None) -> dict:
     rf, min_isr = config.replication_factor, config.min_insync_replicas
+    user_operator: dict = {"resources": resources("100m", "256Mi", "500m", "512Mi")}
+    if users_namespace:
+        user_operator["watchedNamespace"] = users_namespace
     return {
         "kafka": {
             "version": KAFKA_VERSION,
@@ -125,13 +134,9 @@ def kafka_spec(config: KafkaConfig, client_namespaces: Sequence[str]) -> dict:
         },
         "entityOperator": {
             "topicOperator": {"resources": resources("100m", "256Mi", "500m", "512Mi")},
-            "userOperator": {"resources": resources("100m", "256Mi", "500m", "512Mi")},
+            "userOperator": user_operator,
         },
     }
-
-
-def topic_name(config: KafkaConfig, event: str) -> str:
-    return f"{config.topic_prefix}{event}"
 
 
 class Kafka(pulumi.ComponentResource):
@@ -141,7 +146,7 @@ class Kafka(pulumi.ComponentResource):
         config = args.config
         cluster = {"strimzi.io/cluster": config.name}
         self.release = helm_release(
-            "strimzi", "strimzi", KAFKA, operator_values(args.registry_prefix), args.charts, child
+            "strimzi", "strimzi", KAFKA, operator_values(args.registry_prefix, args.users_namespace), args.charts, child
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         pools = [
@@ -160,63 +165,13 @@ class Kafka(pulumi.ComponentResource):
             API,
             "Kafka",
             {"name": config.name, "namespace": KAFKA},
-            kafka_spec(config, args.client_namespaces),
+            kafka_spec(config, args.client_namespaces, args.users_namespace),
             pulumi.ResourceOptions(parent=self, depends_on=[self.release, *pools]),
-        )
-        after_cluster = pulumi.ResourceOptions(parent=self, depends_on=[self.kafka])
-        self.topics = [
-            custom_resource(
-                f"kafka-topic-{event}",
-                API,
-                "KafkaTopic",
-                {
-                    "name": topic_name(config, event).replace("_", "-").replace(".", "-"),
-                    "namespace": KAFKA,
-                    "labels": cluster,
-                },
-                {
-                    "topicName": topic_name(config, event),
-                    "partitions": config.partitions,
-                    "replicas": config.replication_factor,
-                    "config": {
-                        "retention.ms": config.retention_hours * 3_600_000,
-                        "min.insync.replicas": config.min_insync_replicas,
-                        "cleanup.policy": "delete",
-                    },
-                },
-                after_cluster,
-            )
-            for event in EVENTS
-        ]
-        prefix = config.topic_prefix
-        custom_resource(
-            "kafka-user-auxip",
-            API,
-            "KafkaUser",
-            {"name": CLIENT_USER, "namespace": KAFKA, "labels": cluster},
-            {
-                "authentication": {"type": "tls"},
-                "authorization": {
-                    "type": "simple",
-                    "acls": [
-                        {
-                            "resource": {"type": "topic", "name": prefix, "patternType": "prefix"},
-                            "operations": ["Describe", "Read", "Write"],
-                        },
-                        {
-                            "resource": {"type": "group", "name": prefix, "patternType": "prefix"},
-                            "operations": ["Describe", "Read"],
-                        },
-                    ],
-                },
-            },
-            after_cluster,
         )
         self._network_policies(args, cluster, child)
         self.register_outputs(
             {
                 "bootstrap": f"{config.name}-kafka-bootstrap.{KAFKA}.svc:{TLS_PORT}",
-                "topics": [topic_name(config, event) for event in EVENTS],
                 "strimzi": STRIMZI_VERSION,
                 "kafka": KAFKA_VERSION,
             }

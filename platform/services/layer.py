@@ -43,6 +43,8 @@ class ClusterServicesArgs:
     #: Hosted applications' namespaces, which Kong forwards to.
     hosted_namespaces: Sequence[str] = field(default_factory=tuple)
     charts: ChartSource = field(default_factory=ChartSource)
+    #: The AUXIP namespace when the apps layer deploys the AUXIP there: its KafkaUser's Secret is written there.
+    kafka_users_namespace: str | None = None
 
 
 class ClusterServices(pulumi.ComponentResource):
@@ -80,7 +82,9 @@ class ClusterServices(pulumi.ComponentResource):
             Kong(f"{name}-kong", KongArgs(config.kong, prefix, charts, cidrs, port, pod_cidr, upstreams), after_network)
         if config.kafka.enabled:
             clients = present(config.kafka.client_namespaces)
-            Kafka(f"{name}-kafka", KafkaArgs(config.kafka, prefix, charts, cidrs, port, clients), after_network)
+            users = args.kafka_users_namespace if args.kafka_users_namespace in existing else None
+            kafka_args = KafkaArgs(config.kafka, prefix, charts, cidrs, port, clients, users)
+            Kafka(f"{name}-kafka", kafka_args, after_network)
         if config.cloudnative_pg.enabled:
             postgres = config.postgres
             cluster_namespaces = [postgres.namespace] if postgres else []
@@ -116,4 +120,5 @@ def cluster_services_args(config: StackConfig, system_namespaces: Sequence[str])
         namespaces=[*(ns.name for ns in config.kubernetes.namespaces), *system_namespaces],
         hosted_namespaces=hosted,
         charts=ChartSource(repository=config.cluster_services.chart_repository, directory=directory),
+        kafka_users_namespace=config.apps.auxip_namespace if config.apps.auxip is not None else None,
     )

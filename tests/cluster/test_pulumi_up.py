@@ -197,6 +197,48 @@ def test_api_server_validates_custom_resources_against_the_chart_crds(deployed: 
     assert "spec.replicas" in wrong_type.value.body
 
 
+def test_live_auxip_workloads_and_its_kafka_resources(deployed: Deployed) -> None:
+    api = deployed.plane.api_client()
+    service = deployed.config.apps.auxip
+    assert service is not None
+    apps = client.AppsV1Api(api)
+    live = apps.list_namespaced_deployment("auxip", label_selector="app.kubernetes.io/name=auxip").items
+    assert {d.metadata.name: d.spec.replicas for d in live} == {
+        f"auxip-{role}": config.replicas for role, config in service.roles.items()
+    }
+    assert apps.read_namespaced_deployment("clamd", "auxip").spec.replicas == service.scanner.replicas
+    # The migration Job and the Deployments exist: nothing waited for pods (the tier has no nodes).
+    job = client.BatchV1Api(api).read_namespaced_job("auxip-migrate-0-1-0", "auxip")
+    assert job.spec.template.spec.containers[0].args == ["migrate", "--config", "/etc/auxip/auxip.yaml"]
+    hpa = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("auxip-api", "auxip")
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (
+        service.roles.api.replicas,
+        service.roles.api.max_replicas,
+    )
+    # The API server accepted the custom resources against the installed CRDs (Strimzi, cert-manager, Kong).
+    custom = client.CustomObjectsApi(api)
+    user = custom.get_namespaced_custom_object("kafka.strimzi.io", "v1", "auxip", "kafkausers", "auxip-kafka-client")
+    assert user["spec"]["authentication"] == {"type": "tls"}
+    assert [acl["resource"] for acl in user["spec"]["authorization"]["acls"]] == [
+        {"type": "topic", "name": "auxip.", "patternType": "prefix"},
+        {"type": "group", "name": "routing", "patternType": "literal"},
+    ]
+    topics = custom.list_namespaced_custom_object("kafka.strimzi.io", "v1", "kafka", "kafkatopics")["items"]
+    assert {t["spec"]["topicName"] for t in topics} == {"auxip.product.published", "auxip.product.quarantined"}
+    plugins = custom.list_namespaced_custom_object("configuration.konghq.com", "v1", "auxip", "kongplugins")["items"]
+    assert {p["plugin"] for p in plugins} == {"request-size-limiting", "rate-limiting"}
+    certificate = custom.get_namespaced_custom_object("cert-manager.io", "v1", "auxip", "certificates", "auxip-api-tls")
+    assert certificate["spec"]["issuerRef"]["name"] == "auxip-internal-ca"
+    # And validates them: an ACL operation Strimzi does not know is refused.
+    broken = copy.deepcopy(user)
+    broken["spec"]["authorization"]["acls"][0]["operations"] = ["Everything"]
+    with pytest.raises(client.ApiException) as refused:
+        custom.replace_namespaced_custom_object(
+            "kafka.strimzi.io", "v1", "auxip", "kafkausers", "auxip-kafka-client", broken, dry_run="All"
+        )
+    assert refused.value.status == 422
+
+
 # A changed setting -----------------------------------------------------------------------------------------------
 
 

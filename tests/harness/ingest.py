@@ -60,7 +60,7 @@ def pipeline_config(
 async def running_pipeline(config: AuxipConfig) -> AsyncIterator[Engine]:
     engine = make_engine(config.catalog_url)
     storage = config.open_storage()
-    bus = open_bus(config.bus.url, engine, config.bus.topic_prefix)
+    bus = open_bus(config.bus, engine)
     service = IngestService(config, engine, storage, bus)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))

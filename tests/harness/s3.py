@@ -84,6 +84,15 @@ class S3Server:
         return f"{prefix}-{secrets.token_hex(4)}"
 
 
+def upload_tree(client: Any, bucket: str, local: Path, key: str) -> None:
+    """Upload a file to `key`, or a folder's files below `key/` (an S3 source lists them as one SAFE entry)."""
+    if local.is_dir():
+        for member in sorted(p for p in local.rglob("*") if p.is_file()):
+            client.upload_file(str(member), bucket, f"{key}/{member.relative_to(local).as_posix()}")
+    else:
+        client.upload_file(str(local), bucket, key)
+
+
 def _properties(endpoint: str, identity: str, credential: str, basedir: Path) -> str:
     # jclouds.identity/credential are mandatory for every backend even though filesystem-nio2 ignores them;
     # filesystem-nio2 replaces the deprecated `filesystem` provider (which S3Proxy warns about).

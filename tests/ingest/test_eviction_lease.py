@@ -12,6 +12,7 @@ from auxip.catalog.migrate import make_engine
 from auxip.ingest import service as service_module
 from auxip.ingest.bus import open_bus
 from auxip.ingest.service import IngestService
+from auxip.ingest.settings import BusSettings
 from auxip_testing.ingest import pipeline_config
 
 
@@ -27,9 +28,7 @@ async def test_one_replica_evicts_and_another_takes_over_after_a_clean_stop(
 
     monkeypatch.setattr(service_module, "evict_expired", recording)
     engine = make_engine(config.catalog_url)
-    replicas = [
-        IngestService(config, engine, config.open_storage(), open_bus("embedded", engine, "auxip.")) for _ in range(3)
-    ]
+    replicas = [IngestService(config, engine, config.open_storage(), open_bus(BusSettings(), engine)) for _ in range(3)]
     stops = [asyncio.Event() for _ in replicas]
     loops = [asyncio.create_task(r._eviction_loop(stop)) for r, stop in zip(replicas, stops, strict=True)]
     try:

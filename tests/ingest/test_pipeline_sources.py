@@ -33,7 +33,7 @@ from auxip_testing.clamd import ClamdServer
 from auxip_testing.ftp import FtpServer
 from auxip_testing.http import HttpServer, WebDavServer
 from auxip_testing.ingest import md5_of, pipeline_config, published, running_pipeline, settled
-from auxip_testing.s3 import S3Server
+from auxip_testing.s3 import S3Server, upload_tree
 from auxip_testing.sample_feed import write_eof, write_safe
 from auxip_testing.sftp import SftpServer
 
@@ -120,21 +120,13 @@ async def test_webdav_source(tmp_path: Path, clamd: ClamdServer, webdav_server: 
     await _ingest(tmp_path, clamd, source, _published_names(inputs))
 
 
-def _upload(client: Any, bucket: str, local: Path, key: str) -> None:
-    if local.is_dir():
-        for member in sorted(p for p in local.rglob("*") if p.is_file()):
-            client.upload_file(str(member), bucket, f"{key}/{member.relative_to(local).as_posix()}")
-    else:
-        client.upload_file(str(local), bucket, key)
-
-
 async def test_s3_source(tmp_path: Path, clamd: ClamdServer, s3_server: S3Server) -> None:
     bucket = f"in-{uuid.uuid4().hex[:8]}"
     client = s3_server.client()
     client.create_bucket(Bucket=bucket)
     inputs = _products(tmp_path / "upload")
     for path in inputs:
-        _upload(client, bucket, path, f"aux/{path.name}")
+        upload_tree(client, bucket, path, f"aux/{path.name}")
     credentials = _credentials(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
     source = {
         "url": f"s3://{bucket}/aux",

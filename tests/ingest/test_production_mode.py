@@ -17,9 +17,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import Engine, func, select, text
 
 from auxip.catalog.migrate import make_engine, upgrade
@@ -44,10 +40,10 @@ from auxip_testing.postgres import PostgresServer
 from auxip_testing.process import free_port, port_open
 from auxip_testing.s3 import S3Server
 from auxip_testing.sample_feed import feed
+from auxip_testing.serve_processes import ClaimWatcher, ServeProcess, start_serve, wait_until
 
 pytestmark = pytest.mark.integration
 
-AUXIP = str(Path(sys.executable).with_name("auxip"))
 TOPIC = f"auxip.{PRODUCT_PUBLISHED}"
 PREFIX = "products"
 FAST_INGEST = {
@@ -211,54 +207,19 @@ async def test_one_service_publishes_to_s3_and_announces_once_on_kafka(
 # --- 2. and 3. two `auxip serve` processes --------------------------------------------------------------------------
 
 
-@dataclass
-class Node:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    api_port: int
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def tail(self) -> str:
-        return f"--- {self.name} (pid {self.pid}) ---\n" + self.log.read_text(errors="replace")[-2500:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
 def _environment(env: Production) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AUXIP_"))}
     environ.update(env.credentials())
     return environ
 
 
-def _start(env: Production, tmp_path: Path, name: str, **ingest: Any) -> Node:
-    home = tmp_path / name
-    home.mkdir()
-    config = home / "auxip.yaml"
-    document = env.document(home / "data", **ingest)
-    config.write_text(yaml.safe_dump(document))
-    log = home / "serve.log"
-    process = subprocess.Popen(
-        [AUXIP, "serve", "--config", str(config)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=_environment(env),
-    )
-    return Node(name, process, log, AuxipConfig.model_validate(document).api.port)
+def _start(env: Production, tmp_path: Path, name: str, **ingest: Any) -> ServeProcess:
+    """A node as a host runs it: its own data directory (and so its own staging)."""
+    return start_serve(tmp_path, name, env.document(tmp_path / name / "data", **ingest), _environment(env))
 
 
 @contextlib.contextmanager
-def _nodes(env: Production, tmp_path: Path, count: int, **ingest: Any) -> Iterator[list[Node]]:
+def _nodes(env: Production, tmp_path: Path, count: int, **ingest: Any) -> Iterator[list[ServeProcess]]:
     # The schema first: two processes migrating an empty database at once is its own test (the race is real).
     upgrade(env.catalog_url)
     nodes = [_start(env, tmp_path, f"node-{index}", **ingest) for index in range(count)]
@@ -267,46 +228,6 @@ def _nodes(env: Production, tmp_path: Path, count: int, **ingest: Any) -> Iterat
     finally:
         for node in nodes:
             node.stop()
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str, nodes: list[Node], alive: list[Node]) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        dead = [node for node in alive if node.process.poll() is not None]
-        if dead or time.monotonic() > deadline:
-            problem = f"{', '.join(n.name for n in dead)} exited" if dead else f"not within {timeout} s"
-            raise AssertionError(f"{problem}: {what}\n" + "\n".join(node.tail() for node in nodes))
-        time.sleep(0.1)
-
-
-class ClaimWatcher:
-    """Samples `ingest_item.claimed_by` while the nodes run: the only trace of which process worked on what, since
-    a transition clears the claim and neither the item's details nor the log lines name the worker."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        #: (item id, pid, stage role) seen claimed at least once.
-        self.claims: set[tuple[int, int, str]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        query = select(IngestItem.id, IngestItem.claimed_by).where(IngestItem.claimed_by.is_not(None))
-        while not self._stop.is_set():
-            with self.engine.connect() as conn:
-                for item_id, owner in conn.execute(query):
-                    _host, pid, role, _nonce = owner.split(":")
-                    self.claims.add((item_id, int(pid), role))
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def by_pid(self) -> Counter[int]:
-        """Distinct (item, stage) claims observed per process."""
-        return Counter(pid for _item, pid, _role in self.claims)
 
 
 def _all_announced(engine: Engine, expected: int) -> Callable[[], bool]:
@@ -322,11 +243,11 @@ def _claims_of(engine: Engine, pid: int) -> list[int]:
         return list(conn.execute(select(IngestItem.id).where(IngestItem.claimed_by.like(f"%:{pid}:%"))).scalars())
 
 
-def _refetches(node: Node) -> int:
+def _refetches(node: ServeProcess) -> int:
     return sum(1 for line in node.log.read_text(errors="replace").splitlines() if line.strip() == "refetch")
 
 
-def _report(title: str, nodes: list[Node], watcher: ClaimWatcher, counts: Counter[str]) -> None:
+def _report(title: str, nodes: list[ServeProcess], watcher: ClaimWatcher, counts: Counter[str]) -> None:
     duplicates = {key: count for key, count in counts.items() if count > 1}
     print(f"\n{title}")
     for node in nodes:
@@ -347,7 +268,7 @@ def test_two_serve_processes_share_the_work_and_publish_each_product_once(
         with _nodes(production, tmp_path, 2) as nodes:
             watcher = ClaimWatcher(engine)
             try:
-                _wait(_all_announced(engine, len(inputs)), 90, f"{len(inputs)} products announced", nodes, nodes)
+                wait_until(_all_announced(engine, len(inputs)), 90, f"{len(inputs)} products announced", nodes, nodes)
                 time.sleep(1.0)  # more sweeps of both nodes: a second publication would show now
             finally:
                 watcher.stop()
@@ -372,12 +293,12 @@ def test_sigkill_one_of_two_processes_the_other_finishes_after_the_lease(
             victim, survivor = nodes
             watcher = ClaimWatcher(engine)
             try:
-                _wait(lambda: len(published(engine)) >= len(inputs) // 4, 60, "a quarter published", nodes, nodes)
+                wait_until(lambda: len(published(engine)) >= len(inputs) // 4, 60, "a quarter published", nodes, nodes)
                 victim.process.send_signal(signal.SIGKILL)
                 victim.process.wait(timeout=10)
                 held = _claims_of(engine, victim.pid)
                 killed_at = time.monotonic()
-                _wait(_all_announced(engine, len(inputs)), 60, "the survivor finished", nodes, [survivor])
+                wait_until(_all_announced(engine, len(inputs)), 60, "the survivor finished", nodes, [survivor])
                 finished_after = time.monotonic() - killed_at
             finally:
                 watcher.stop()
@@ -406,7 +327,7 @@ def test_two_processes_with_their_own_staging_fetch_each_input_once(tmp_path: Pa
     engine = make_engine(production.catalog_url)
     try:
         with _nodes(production, tmp_path, 2) as nodes:
-            _wait(_all_announced(engine, len(inputs)), 60, f"{len(inputs)} products announced", nodes, nodes)
+            wait_until(_all_announced(engine, len(inputs)), 60, f"{len(inputs)} products announced", nodes, nodes)
         refetched = _refetched_items(engine)
     finally:
         engine.dispose()
@@ -432,7 +353,7 @@ def test_serve_stores_at_the_configured_s3_endpoint(tmp_path: Path, production: 
 
     node = _start(production, tmp_path, "node")
     try:
-        _wait(stored_or_store_failed, 60, "the product stored, or its store failed", [node], [node])
+        wait_until(stored_or_store_failed, 60, "the product stored, or its store failed", [node], [node])
         final = rows()
     finally:
         node.stop()
@@ -458,14 +379,14 @@ def test_two_processes_started_together_on_an_empty_database_both_run(tmp_path: 
     """
     production.inbox.mkdir()
     engine = make_engine(production.catalog_url)
-    nodes: list[Node] = []
+    nodes: list[ServeProcess] = []
     try:
         with engine.connect() as gate:
             gate.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
             nodes = [_start(production, tmp_path, f"node-{index}") for index in range(2)]
-            _wait(lambda: _waiting_on_locks(engine) >= 2, 30, "both migrations at the gate", nodes, nodes)
+            wait_until(lambda: _waiting_on_locks(engine) >= 2, 30, "both migrations at the gate", nodes, nodes)
             gate.rollback()
-        _wait(lambda: all(port_open(node.api_port) for node in nodes), 60, "both APIs listening", nodes, nodes)
+        wait_until(lambda: all(port_open(node.api_port) for node in nodes), 60, "both APIs listening", nodes, nodes)
     finally:
         for node in nodes:
             node.stop()

@@ -112,6 +112,7 @@ CUSTOM_KINDS = {
     ("cert-manager.io/v1", "ClusterIssuer"): package("cert-manager"),
     ("cert-manager.io/v1", "Certificate"): package("cert-manager"),
     ("configuration.konghq.com/v1", "KongClusterPlugin"): package("kong"),
+    ("configuration.konghq.com/v1", "KongPlugin"): package("kong"),
     ("kafka.strimzi.io/v1", "Kafka"): package("strimzi"),
     ("kafka.strimzi.io/v1", "KafkaNodePool"): package("strimzi"),
     ("kafka.strimzi.io/v1", "KafkaTopic"): package("strimzi"),

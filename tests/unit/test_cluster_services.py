@@ -349,21 +349,24 @@ def test_kafka_listens_on_tls_with_client_certificates_for_the_auxip_namespaces(
     ]
 
 
-def test_kafka_topics_are_the_auxip_events_and_the_user_is_limited_to_them(
-    objects: dict[str, list[dict[str, Any]]],
+@pytest.mark.parametrize("stack", STACKS)
+def test_kafka_user_operator_watches_the_auxip_namespace_and_topics_are_the_apps_layer(
+    objects: dict[str, list[dict[str, Any]]], charts: dict[str, dict[str, RenderedRelease]], stack: str
 ) -> None:
-    rendered = objects["prod"]
-    topics = {t["spec"]["topicName"]: t for t in rendered if t["kind"] == "KafkaTopic"}
-    assert set(topics) == {"auxip.product.published", "auxip.product.quarantined", "auxip.product.evict"}
-    for topic in topics.values():
-        assert (topic["spec"]["replicas"], topic["spec"]["config"]["min.insync.replicas"]) == (3, 2)
-        assert topic["metadata"]["labels"] == {"strimzi.io/cluster": "auxip"}
-    user = one(rendered, "KafkaUser")
-    assert user["spec"]["authentication"] == {"type": "tls"}
-    assert [(acl["resource"]["type"], acl["resource"]["name"]) for acl in user["spec"]["authorization"]["acls"]] == [
-        ("topic", "auxip."),
-        ("group", "auxip."),
-    ]
+    rendered = objects[stack]
+    # The AUXIP's topics and KafkaUser are the apps layer's (tests/unit/test_auxip_deploy.py).
+    assert {o["metadata"]["namespace"] for o in rendered if o["kind"] in ("KafkaTopic", "KafkaUser")} == {
+        "kafka",
+        "auxip",
+    }
+    user_operator = one(rendered, "Kafka")["spec"]["entityOperator"]["userOperator"]
+    assert user_operator["watchedNamespace"] == "auxip"
+    strimzi = charts[stack]["strimzi"]
+    assert strimzi.release.values["watchNamespaces"] == ["auxip"]
+    bindings = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in strimzi.objects if o["kind"] == "RoleBinding"
+    }
+    assert ("auxip", "strimzi-cluster-operator-entity-operator-delegation") in bindings
 
 
 def test_catalog_backs_up_to_the_configured_bucket_with_secret_references(
@@ -388,7 +391,12 @@ def test_catalog_backs_up_to_the_configured_bucket_with_secret_references(
     scheduled = one(rendered, "ScheduledBackup")
     assert scheduled["spec"]["cluster"] == {"name": "auxip-catalog"}
     assert (scheduled["spec"]["method"], scheduled["spec"]["schedule"]) == ("barmanObjectStore", "0 0 2 * * *")
-    assert not [o for o in objects["dev"] if o["kind"] in ("Cluster", "ScheduledBackup")]  # dev: operator only
+    # dev: one instance, backed up to its own bucket (the AUXIP's roles are separate pods sharing one catalog).
+    dev = one(objects["dev"], "Cluster", "auxip-catalog")["spec"]
+    assert (dev["instances"], dev["backup"]["barmanObjectStore"]["destinationPath"]) == (
+        1,
+        "s3://auxip-dev-backups/cnpg",
+    )
 
 
 def test_catalog_policy_opens_replication_clients_backups_and_the_api_server_only(

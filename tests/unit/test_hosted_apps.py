@@ -17,9 +17,10 @@ import pulumi
 import pytest
 import yaml
 
+from auxip.deploy.auxip_service import ROUTES_ANNOTATION
 from auxip.deploy.config import AppsConfig, HostedAppConfig
 from auxip.deploy.exchanges import compile_exchanges, routing_document
-from auxip.deploy.hosted_app import EXCHANGE_POD_LABELS, HostedApp, HostedAppArgs
+from auxip.deploy.hosted_app import EXCHANGE_SOURCE_LABELS, EXCHANGE_TARGET_LABELS, HostedApp, HostedAppArgs
 from auxip.ingest.sources.settings import SourceSettings
 from auxip.routing.settings import PublishedTrigger, RouteSettings, SourceTrigger
 from auxip_platform.infra.stack_config import NamespaceConfig, StackConfigError, load_stack_config, load_stack_file
@@ -57,9 +58,16 @@ def in_namespace(objects: list[dict[str, Any]], namespace: str, kind: str | None
     return [o for o in objects if o["metadata"].get("namespace") == namespace and (kind is None or o["kind"] == kind)]
 
 
-def egress_rules(objects: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
-    """Every egress rule any NetworkPolicy of `namespace` opens, in a stable order (policies by name)."""
+def egress_rules(objects: list[dict[str, Any]], namespace: str, exchanges_only: bool = False) -> list[dict[str, Any]]:
+    """Every egress rule any NetworkPolicy of `namespace` opens, in a stable order (policies by name); with
+    `exchanges_only`, those of the policies the hosted applications' exchanges add (not the AUXIP's own roles')."""
     policies = sorted(in_namespace(objects, namespace, "NetworkPolicy"), key=lambda p: p["metadata"]["name"])
+    if exchanges_only:
+        policies = [
+            p for p in policies
+            if p["metadata"]["name"] in ("allow-dns", "allow-exchange-storage")
+            or p["metadata"]["name"].startswith("exchange-")
+        ]  # fmt: skip
     return [rule for p in policies for rule in p["spec"].get("egress") or []]
 
 
@@ -99,7 +107,7 @@ def prod(prod_resources: list[RegisteredResource]) -> list[dict[str, Any]]:
 
 def derived_stack(tmp_path: Path, document: dict[str, Any], name: str = "t") -> list[RegisteredResource]:
     shutil.copy(REPO_ROOT / "__main__.py", tmp_path)
-    (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
+    (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return run_program(name, project_dir=tmp_path)
 
 
@@ -178,8 +186,14 @@ def test_mp_exchanges_open_exactly_their_peers_from_the_exchange_pods(prod: list
     # Two exchanges have external peers; the two with auxip-ingestion open nothing.
     assert set(policies) == {"exchange-mp-plans-to-fos", "exchange-mp-orbits-from-pod"}
     assert opened(policies) == {("198.51.100.128/29", "TCP", 2222), ("203.0.113.64/28", "TCP", 443)}
+    # The pods of the AUXIP that reach the peer: ingest polls the inbound one (a source), route delivers to the
+    # outbound one (a target).
+    selectors = {name: p["spec"]["podSelector"]["matchLabels"] for name, p in policies.items()}
+    assert selectors == {
+        "exchange-mp-plans-to-fos": EXCHANGE_TARGET_LABELS,
+        "exchange-mp-orbits-from-pod": EXCHANGE_SOURCE_LABELS,
+    }
     for policy in policies.values():
-        assert policy["spec"]["podSelector"] == {"matchLabels": EXCHANGE_POD_LABELS}
         assert policy["spec"]["policyTypes"] == ["Egress"]
         assert "ingress" not in policy["spec"]
 
@@ -191,7 +205,7 @@ def test_auxip_namespace_opens_storage_and_the_declared_peers_only(prod: list[di
         ("203.0.113.96/28", "TCP", 21),
         ("203.0.113.112/29", "TCP", 443),
     }
-    rules = egress_rules(prod, "auxip")
+    rules = egress_rules(prod, "auxip", exchanges_only=True)
     assert DNS_RULE in rules
     assert STORAGE_RULE in rules
     others = [rule for rule in rules if rule not in (DNS_RULE, STORAGE_RULE)]
@@ -387,9 +401,27 @@ def test_removing_an_exchange_removes_its_policy_and_route(tmp_path: Path, prod:
     assert "mp-plans-to-fos" not in routes
     assert "mp-orbits-from-pod" in routes
 
-    # Nothing else moved: every other object is identical.
+    # The routing document changed: the roles that read it (ingest, route) roll, and only those.
+    def routes_checksums(objs: list[dict[str, Any]]) -> dict[str, str | None]:
+        return {
+            o["metadata"]["name"]: o["spec"]["template"]["metadata"]["annotations"].get(ROUTES_ANNOTATION)
+            for o in in_namespace(objs, "auxip", "Deployment")
+        }
+
+    before, after = routes_checksums(prod), routes_checksums(objects)
+    assert {name for name in after if after[name] != before[name]} == {"auxip-ingest", "auxip-route"}
+    assert sorted(name for name, value in after.items() if value is not None) == ["auxip-ingest", "auxip-route"]
+
+    # Nothing else moved: every other object is identical (but for that annotation).
     def ids(objs: list[dict[str, Any]]) -> set[str]:
-        return {json.dumps(o, sort_keys=True) for o in objs if o["kind"] != "ConfigMap"}
+        kept = []
+        for o in copy.deepcopy(objs):
+            if o["kind"] == "ConfigMap":
+                continue
+            if o["kind"] == "Deployment":
+                o["spec"]["template"]["metadata"].get("annotations", {}).pop(ROUTES_ANNOTATION, None)
+            kept.append(json.dumps(o, sort_keys=True))
+        return set(kept)
 
     assert ids(prod) - ids(objects) == {
         json.dumps(exchange_policies(prod, "mp")["exchange-mp-plans-to-fos"], sort_keys=True)

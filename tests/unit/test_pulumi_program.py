@@ -57,7 +57,12 @@ def test_namespaces_are_children_of_the_baseline_with_restricted_pod_security(de
         for ns in by_type(dev, "kubernetes:core/v1:Namespace")
         if "auxip.esa.int/namespace-class" not in ns.inputs["metadata"]["labels"]
     ]
-    assert sorted(ns.inputs["metadata"]["name"] for ns in namespaces) == ["auxip", "auxip-ingest", "monitoring"]
+    assert sorted(ns.inputs["metadata"]["name"] for ns in namespaces) == [
+        "auxip",
+        "auxip-catalog",
+        "auxip-ingest",
+        "monitoring",
+    ]
     for ns in namespaces:
         assert ns.parent == baseline.urn
         labels = ns.inputs["metadata"]["labels"]

@@ -86,7 +86,7 @@ def build_process(config: AuxipConfig, services: Services) -> web.Application:
     if "notify" in roles:
         run_subscription_worker(app, interval=2.0)
     if roles & {"ingest", "route", "evict"}:
-        bus = open_bus(config.bus.url, services.engine, config.bus.topic_prefix)
+        bus = open_bus(config.bus, services.engine)
         run_ingestion(app, IngestService(config, services.engine, services.storage, bus))
     app[PROCESS_ROLES_GAUGE].labels(",".join(config.roles)).set(1)
     return app

@@ -8,75 +8,33 @@ that the deploy modules type-check against it (mypy cannot see through the edita
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from auxip.deploy.fields import (
+    CREDENTIALS_REFERENCE,
+    DNS_LABEL,
+    HOSTNAME,
+    AppResources,
+    StrictModel,
+    default_port,
+    not_world,
+    pinned_image,
+    remote_url,
+)
+from auxip.deploy.service_config import AuxipServiceConfig
 from auxip.ingest.sources.settings import SCHEMES as SOURCE_SCHEMES
 from auxip.routing.settings import TARGET_SCHEMES
 from auxip.validation import Regex, require_unique
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-
-
-class StrictModel(BaseModel):
-    # Same conventions as StackConfig: unknown keys are errors, keys are camelCase as in Pulumi config.
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
-
-
-CREDENTIALS_REFERENCE = r"^(env|file|vault):.+$"
-CPU_QUANTITY = r"^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$"
-MEMORY_QUANTITY = r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$"
-HOSTNAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
-#: A repository path and a tag and/or digest; the registry comes from `registryPrefix`, never from here.
-IMAGE_REFERENCE = re.compile(
-    r"^(?P<path>[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
-    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
 #: The peer of an exchange that is the AUXIP itself: its ingestion (out) or its published products (in).
 AUXIP_INGESTION = "auxip-ingestion"
 #: Schemes an external peer cannot have: local to the AUXIP, or (s3) needing an endpoint this model does not carry.
 LOCAL_SCHEMES = frozenset({"file", "inbox", "s3"})
 #: Rolling updates start one extra pod before stopping an old one: the quota must leave room for it.
 SURGE_PODS = 1
-_SCHEME_PORTS = {"sftp": 22, "ftp": 21, "ftps": 21, "http": 80, "https": 443, "webdav": 80, "webdavs": 443}
-_SCHEME_PORTS |= {"odata": 80, "odatas": 443, "s3": 443}
-_MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def millicores(quantity: str) -> int:
-    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
-
-
-def memory_bytes(quantity: str) -> int:
-    return int(quantity[:-2]) * _MEMORY_UNITS[quantity[-2:]]
-
-
-def default_port(url: str) -> int:
-    """The port a URL reaches: its own, else its scheme's well-known port."""
-    parts = urlsplit(url)
-    return parts.port or _SCHEME_PORTS[parts.scheme]
-
-
-def _not_world(network: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
-    if network.prefixlen == 0:
-        raise ValueError("0.0.0.0/0 is not allowed here: give the peer's own addresses")
-    return network
-
-
-def _endpoint_url(value: str, schemes: Iterable[str]) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in schemes:
-        raise ValueError(f"unsupported scheme {parts.scheme!r}; use one of {', '.join(sorted(schemes))}")
-    if not parts.hostname:
-        raise ValueError(f"{value!r} names no host: the NetworkPolicy needs a remote peer")
-    if parts.username or parts.password:
-        raise ValueError("credentials do not belong in the URL: give a `credentials` reference (env:/file:/vault:)")
-    return value
 
 
 class ExchangeStorage(StrictModel):
@@ -91,8 +49,8 @@ class ExchangeStorage(StrictModel):
     #: How the AUXIP authenticates to the bucket (a reference, never the key itself).
     credentials: str = Field(pattern=CREDENTIALS_REFERENCE)
 
-    _endpoint = field_validator("endpoint_url")(classmethod(lambda cls, value: _endpoint_url(value, ("https",))))
-    _cidr = field_validator("cidr")(classmethod(lambda cls, value: _not_world(value)))
+    _endpoint = field_validator("endpoint_url")(classmethod(lambda cls, value: remote_url(value, ("https",))))
+    _cidr = field_validator("cidr")(classmethod(lambda cls, value: not_world(value)))
 
     @property
     def port(self) -> int:
@@ -116,7 +74,7 @@ class ExternalPeer(StrictModel):
     cidr: ipaddress.IPv4Network
     credentials: str | None = Field(default=None, pattern=CREDENTIALS_REFERENCE)
 
-    _cidr = field_validator("cidr")(classmethod(lambda cls, value: _not_world(value)))
+    _cidr = field_validator("cidr")(classmethod(lambda cls, value: not_world(value)))
 
 
 def _peer_kind(value: Any) -> str:
@@ -150,7 +108,7 @@ class Exchange(StrictModel):
         if isinstance(value, ExternalPeer):
             # The AUXIP polls an inbound peer as a source and delivers to an outbound one as a target.
             schemes = set(SOURCE_SCHEMES if info.data.get("direction") == "in" else TARGET_SCHEMES) - LOCAL_SCHEMES
-            _endpoint_url(value.url, schemes)
+            remote_url(value.url, schemes)
         return value
 
     @field_validator("port")
@@ -167,27 +125,6 @@ class Exchange(StrictModel):
                 raise ValueError(f"{value} differs from the port of the peer URL ({url_port})")
             return value or url_port
         return value  # the peer itself is invalid and already reported
-
-
-class ComputeAmounts(StrictModel):
-    cpu: str = Field(pattern=CPU_QUANTITY)
-    memory: str = Field(pattern=MEMORY_QUANTITY)
-
-    def fits_in(self, other: ComputeAmounts, times: int = 1) -> bool:
-        return millicores(self.cpu) * times <= millicores(other.cpu) and memory_bytes(
-            self.memory
-        ) * times <= memory_bytes(other.memory)
-
-
-class AppResources(StrictModel):
-    requests: ComputeAmounts
-    limits: ComputeAmounts
-
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> AppResources:
-        if not self.requests.fits_in(self.limits):
-            raise ValueError("requests must not exceed limits")
-        return self
 
 
 class AppQuota(AppResources):
@@ -230,15 +167,7 @@ class HostedAppConfig(StrictModel):
             return None
         if info.data.get("kind") == "vm":
             raise ValueError("a VM-hosted application has no image: remove it")
-        first = value.split("/", 1)[0]
-        if "/" in value and ("." in first or ":" in first or first == "localhost"):
-            raise ValueError(f"{value!r} names a registry: give the repository path, it is pulled via registryPrefix")
-        match = IMAGE_REFERENCE.match(value)
-        if match is None:
-            raise ValueError(f"{value!r} is not a repository path with a tag or digest")
-        if not match["digest"] and match["tag"] in (None, "latest"):
-            raise ValueError(f"{value!r} is not pinned: add a version tag (not latest) or an @sha256 digest")
-        return value
+        return pinned_image(value)
 
     @field_validator("exchanges")
     @classmethod
@@ -288,6 +217,8 @@ class AppsConfig(StrictModel):
     exchange_storage: ExchangeStorage | None = None
     reverse_proxy: ReverseProxy = ReverseProxy()
     hosted: list[HostedAppConfig] = Field(default_factory=list)
+    #: The AUXIP's own services (in `auxipNamespace`); none: only the hosted applications and their routes.
+    auxip: AuxipServiceConfig | None = None
 
     @field_validator("hosted")
     @classmethod

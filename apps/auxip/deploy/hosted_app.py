@@ -1,8 +1,9 @@
 """One application hosted on the platform: its own closed namespace, or a VM of the infra layer.
 
-Network model: the application never talks to its exchange peers itself. The AUXIP's exchange pods (label
-`auxip.esa.int/exchange: "true"` in the AUXIP namespace) poll inbound peers and deliver to outbound ones, so each
-exchange with an external peer opens exactly one egress rule there, to the peer's CIDR and port. The application
+Network model: the application never talks to its exchange peers itself. The AUXIP's exchange pods in the AUXIP
+namespace move the files: its ingest pods poll inbound peers (sources, label `auxip.esa.int/exchange-sources`) and
+its route pods deliver to outbound ones (targets, `auxip.esa.int/exchange-targets`), so each exchange with an
+external peer opens exactly one egress rule there, to the peer's CIDR and port, for those pods only. The application
 only reaches its inbox and outbox, S3 prefixes of the exchange bucket: its namespace allows egress to DNS and to
 that endpoint, and ingress only from the reverse proxy when it has an Ingress. Deliveries into the inbox are S3
 writes by the AUXIP, so they open no network path into the namespace at all. An exchange with `auxip-ingestion`
@@ -21,6 +22,7 @@ import pulumi_kubernetes as k8s
 
 from auxip.deploy.config import Exchange, ExchangeStorage, ExternalPeer, HostedAppConfig, ReverseProxy
 from auxip.deploy.exchanges import inbox_url, outbox_url
+from auxip.deploy.pod import image, probe, resource_requirements, scratch_volume, security_contexts
 
 # The namespace and its default-deny policies are the baseline's, reused as is. mypy cannot follow the editable
 # install of `auxip_platform` (an import hook), hence the ignores; the tests exercise both through the program.
@@ -33,8 +35,12 @@ from auxip_platform.platform.baseline import namespace_with_default_deny  # type
 from auxip_platform.platform.priority import WORKLOAD_DEFAULT  # type: ignore[import-not-found]
 from auxip_platform.platform.quotas import namespace_quota  # type: ignore[import-not-found]
 
-#: Pods of the AUXIP that run sources and routes; the per-exchange egress rules select them and nothing else.
+#: Pods of the AUXIP that move exchanged files (its ingest and route roles): they reach the exchange storage.
 EXCHANGE_POD_LABELS = {"auxip.esa.int/exchange": "true"}
+#: Of those, the pods that poll sources (ingest): an inbound exchange's peer is a source, its egress selects them.
+EXCHANGE_SOURCE_LABELS = {"auxip.esa.int/exchange-sources": "true"}
+#: And the pods that deliver to targets (route): an outbound exchange's peer is a target, its egress selects them.
+EXCHANGE_TARGET_LABELS = {"auxip.esa.int/exchange-targets": "true"}
 #: The Secret (created from Vault, outside this program) holding the application's S3 credentials file.
 CREDENTIALS_MOUNT = "/var/run/secrets/auxip/exchange"
 TMP_SIZE = "1Gi"
@@ -59,6 +65,12 @@ class HostedAppArgs:
 
 def exchange_policy_name(app: HostedAppConfig, exchange: Exchange) -> str:
     return f"exchange-{app.name}-{exchange.name}"
+
+
+def exchange_pod_labels(exchange: Exchange) -> dict[str, str]:
+    """The AUXIP pods that reach an exchange's external peer: ingest polls an inbound one, route delivers to an
+    outbound one."""
+    return EXCHANGE_SOURCE_LABELS if exchange.direction == "in" else EXCHANGE_TARGET_LABELS
 
 
 def _ip_block(cidr: str) -> list[net.NetworkPolicyPeerArgs]:
@@ -103,7 +115,7 @@ class HostedApp(pulumi.ComponentResource):
                 labels={"auxip.esa.int/hosted-app": app.name, "auxip.esa.int/exchange-direction": exchange.direction},
             ),
             spec=net.NetworkPolicySpecArgs(
-                pod_selector=meta.LabelSelectorArgs(match_labels=EXCHANGE_POD_LABELS),
+                pod_selector=meta.LabelSelectorArgs(match_labels=exchange_pod_labels(exchange)),
                 policy_types=["Egress"],
                 egress=[
                     net.NetworkPolicyEgressRuleArgs(
@@ -203,45 +215,18 @@ class HostedApp(pulumi.ComponentResource):
             )
 
     def _security_contexts(self, restricted: bool) -> tuple[core.PodSecurityContextArgs, core.SecurityContextArgs]:
-        app = self.args.app
-        # An exempt (baseline) namespace exists for images that must run as their own (root) user: only the user is
-        # left to the image; no privilege escalation, no capability, a read-only root and RuntimeDefault stay.
-        user = app.run_as_user if restricted else None
-        seccomp = core.SeccompProfileArgs(type="RuntimeDefault")
-        pod = core.PodSecurityContextArgs(
-            run_as_non_root=True if restricted else None,
-            run_as_user=user,
-            run_as_group=user,
-            fs_group=user,
-            seccomp_profile=seccomp,
-        )
-        container = core.SecurityContextArgs(
-            allow_privilege_escalation=False,
-            read_only_root_filesystem=True,
-            run_as_non_root=True if restricted else None,
-            run_as_user=user,
-            capabilities=core.CapabilitiesArgs(drop=["ALL"]),
-            seccomp_profile=seccomp,
-        )
-        return pod, container
-
-    def _probes(self) -> tuple[core.ProbeArgs | None, core.ProbeArgs | None]:
-        """(readiness, liveness): an HTTP check on `healthPath`, else a TCP check on `port`; none without a port."""
-        app = self.args.app
-        if app.port is None:
-            return None, None
-        http = core.HTTPGetActionArgs(path=app.health_path, port=app.port) if app.health_path else None
-        tcp = None if http else core.TCPSocketActionArgs(port=app.port)
-        readiness = core.ProbeArgs(http_get=http, tcp_socket=tcp, period_seconds=10)
-        liveness = core.ProbeArgs(http_get=http, tcp_socket=tcp, initial_delay_seconds=30, period_seconds=20)
-        return readiness, liveness
+        # An exempt (baseline) namespace exists for images that must run as their own (root) user.
+        return security_contexts(self.args.app.run_as_user if restricted else None)
 
     def _container(self, restricted: bool) -> core.ContainerArgs:
         app, storage = self.args.app, self.args.storage
         resources = app.resources
         assert resources is not None  # the config model requires it for kind kubernetes
         _, security = self._security_contexts(restricted)
-        readiness, liveness = self._probes()
+        # An HTTP check on `healthPath`, else a TCP check on `port`; none without a port.
+        port = app.port
+        readiness = probe(port, app.health_path, period_seconds=10) if port else None
+        liveness = probe(port, app.health_path, initial_delay_seconds=30, period_seconds=20) if port else None
         env = {
             "AUXIP_INBOX_URL": inbox_url(storage, app),
             "AUXIP_OUTBOX_URL": outbox_url(storage, app),
@@ -252,14 +237,11 @@ class HostedApp(pulumi.ComponentResource):
         }
         return core.ContainerArgs(
             name=app.name,
-            image=f"{self.args.registry_prefix.rstrip('/')}/{app.image}",
+            image=image(self.args.registry_prefix, str(app.image)),
             image_pull_policy="Always",
             ports=[core.ContainerPortArgs(name="app", container_port=app.port)] if app.port else None,
             env=[core.EnvVarArgs(name=key, value=value) for key, value in env.items()],
-            resources=core.ResourceRequirementsArgs(
-                requests={"cpu": resources.requests.cpu, "memory": resources.requests.memory},
-                limits={"cpu": resources.limits.cpu, "memory": resources.limits.memory},
-            ),
+            resources=resource_requirements(resources),
             security_context=security,
             volume_mounts=[
                 core.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # a private emptyDir
@@ -296,7 +278,7 @@ class HostedApp(pulumi.ComponentResource):
                         security_context=pod_security,
                         containers=[self._container(restricted)],
                         volumes=[
-                            core.VolumeArgs(name="tmp", empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE)),
+                            scratch_volume("tmp", TMP_SIZE),
                             core.VolumeArgs(
                                 name="exchange-credentials",
                                 secret=core.SecretVolumeSourceArgs(

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from auxip.ingest.models import BusEvent, BusOffset
+from auxip.ingest.settings import BusSettings, KafkaTls
 from auxip.ingest.state import utcnow
 
 PRODUCT_PUBLISHED = "product.published"
@@ -122,21 +123,37 @@ class DatabaseBus:
 class KafkaBus:
     joins_transactions = False
 
-    def __init__(self, bootstrap_servers: str, client_id: str = "auxip", topic_prefix: str = "auxip.") -> None:
-        from confluent_kafka import Producer
-
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str = "auxip",
+        topic_prefix: str = "auxip.",
+        tls: KafkaTls | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.topic_prefix = topic_prefix
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "client.id": client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-            }
-        )
+        self.tls = tls
+        self._producer_instance: Any = None
+
+    def client_config(self, **extra: Any) -> dict[str, Any]:
+        """What every producer and consumer of this bus is configured with (brokers, TLS), plus `extra`."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
+        return config | (self.tls.client_config() if self.tls else {}) | extra
+
+    def group_id(self, group: str) -> str:
+        # Under the deployment's prefix, like its topics: two deployments on one Kafka never share a group.
+        return self.topic_prefix + group
+
+    @property
+    def _producer(self) -> Any:
+        # Made at the first event: a process that only consumes (or evicts) never opens a producer.
+        if self._producer_instance is None:
+            from confluent_kafka import Producer
+
+            self._producer_instance = Producer(self.client_config(**{"enable.idempotence": True, "acks": "all",
+                                                                      "linger.ms": 5}))  # fmt: skip
+        return self._producer_instance
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
         failures: list[str] = []
@@ -159,12 +176,9 @@ class KafkaBus:
         from confluent_kafka import Consumer
 
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
+            self.client_config(
+                **{"group.id": self.group_id(group), "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+            )
         )
         consumer.subscribe([self.topic_prefix + topic])
         try:
@@ -180,15 +194,16 @@ class KafkaBus:
             await asyncio.to_thread(consumer.close)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._producer.flush, 10)
+        if self._producer_instance is not None:
+            await asyncio.to_thread(self._producer_instance.flush, 10)
 
 
-def open_bus(url: str, engine: Engine, topic_prefix: str = "auxip.") -> EventBus:
-    """`embedded` (the database log) or `kafka://host:port[,host:port]`."""
-    if url == "embedded":
+def open_bus(settings: BusSettings, engine: Engine) -> EventBus:
+    """`bus.url`: `embedded` (the database log) or `kafka://host:port[,host:port]` (with `bus.tls` over TLS)."""
+    if settings.url == "embedded":
         return DatabaseBus(engine)
-    parts = urlsplit(url)
+    parts = urlsplit(settings.url)
     if parts.scheme == "kafka" and parts.netloc:
         servers = parts.netloc + ("," + parts.path.strip("/") if parts.path.strip("/") else "")
-        return KafkaBus(servers, topic_prefix=topic_prefix)
-    raise ValueError(f"bus.url {url!r}: use 'embedded' or kafka://host:port")
+        return KafkaBus(servers, topic_prefix=settings.topic_prefix, tls=settings.tls)
+    raise ValueError(f"bus.url {settings.url!r}: use 'embedded' or kafka://host:port")

@@ -475,7 +475,7 @@ def _helper_main(config: AuxipConfig) -> None:
     async def main() -> None:
         engine = make_engine(config.catalog_url)
         storage = config.open_storage()
-        bus = open_bus(config.bus.url, engine, config.bus.topic_prefix)
+        bus = open_bus(config.bus, engine)
         service = IngestService(config, engine, storage, bus, roles={"ingest"}, helper=True)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from auxip.ingest.archives import ArchiveLimits
 from auxip.ingest.scanner import ScannerSettings
@@ -63,11 +63,36 @@ class IngestSettings(_Section):
     transform_rules: TransformRules = DEFAULT_RULES
 
 
+class KafkaTls(_Section):
+    """TLS to the brokers (Strimzi's TLS listener): the CA that signed them, and for mutual TLS the client's
+    certificate and key (a Strimzi KafkaUser Secret's `user.crt` and `user.key`)."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka's settings for it."""
+        config = {"security.protocol": "SSL", "ssl.ca.location": self.ca_file}
+        if self.cert_file and self.key_file:
+            config |= {"ssl.certificate.location": self.cert_file, "ssl.key.location": self.key_file}
+        return config
+
+
 class BusSettings(_Section):
     #: `embedded` (the database log) or `kafka://host:port`.
     url: str = Field("embedded", pattern=r"^(embedded|kafka://[^\s/]+(/.*)?)$")
-    #: Kafka topics are `<prefix><event>`, e.g. `auxip.product.published`: one prefix per deployment on a cluster.
+    #: Kafka topics are `<prefix><event>`, e.g. `auxip.product.published`, and consumer groups `<prefix><group>`:
+    #: one prefix per deployment on a cluster (the KafkaUser's ACLs grant exactly that prefix).
     topic_prefix: str = Field("auxip.", pattern=r"^[A-Za-z0-9._-]*$")
+    #: Kafka over TLS: `{ca_file, cert_file, key_file}` (cert and key: mutual TLS); none: plaintext (loopback only).
+    tls: KafkaTls | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> BusSettings:
+        if self.tls is not None and (self.tls.cert_file is None) != (self.tls.key_file is None):
+            raise ValueError("tls: give both cert_file and key_file (mutual TLS), or neither")
+        return self
 
 
 #: `scanner: disabled` must be written out: no antivirus is never a default.

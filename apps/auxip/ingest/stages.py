@@ -347,8 +347,7 @@ async def store(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
         # A previous attempt moved it into local storage and died before recording it: check what is there.
         if not await pipeline.storage.exists(key):
             raise StagedInputMissing(f"{published} is missing and nothing is stored under {key}")
-        stored = pipeline.storage.local_path(key)
-        if stored is None or (await asyncio.to_thread(file_digests, stored, ("MD5",)))["MD5"] != md5:
+        if await _stored_md5(pipeline.storage, key) != md5:
             raise StagedInputMissing(f"{published} is missing and {key} does not hold it")
     else:
         local = pipeline.storage.local_path(key)
@@ -361,6 +360,15 @@ async def store(pipeline: Pipeline, item: Item, worker: str) -> Item | None:
                 raise Retry(f"storage wrote MD5 {info.md5} for {key}, expected {md5}")
     faults.point("store.after")
     return advance(pipeline.engine, item, worker, "stored", {"storage_key": key}, hold_for=pipeline.hold)
+
+
+async def _stored_md5(storage: Storage, key: str) -> str | None:
+    """The MD5 of what `key` holds: hashed when it is a local file, else what the store says (an S3 ETag is the MD5
+    unless the upload was multipart: then None, and the item is fetched again rather than trusted)."""
+    stored = storage.local_path(key)
+    if stored is not None:
+        return (await asyncio.to_thread(file_digests, stored, ("MD5",)))["MD5"]
+    return (await storage.stat(key)).md5
 
 
 def _move_into_place(published: Path, stored: Path) -> None:

@@ -324,6 +324,8 @@ class RoutingEngine:
         if local is not None:
             yield local
             return
+        # A process of the `route` role alone has staged nothing yet: its staging directory may not exist.
+        self.pipeline.staging_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.pipeline.staging_dir) as scratch:
             path = Path(scratch) / "object"
             with path.open("wb") as out:
