@@ -221,7 +221,7 @@ def test_live_auxip_workloads_and_its_kafka_resources(deployed: Deployed) -> Non
     assert user["spec"]["authentication"] == {"type": "tls"}
     assert [acl["resource"] for acl in user["spec"]["authorization"]["acls"]] == [
         {"type": "topic", "name": "auxip.", "patternType": "prefix"},
-        {"type": "group", "name": "routing", "patternType": "literal"},
+        {"type": "group", "name": "auxip.", "patternType": "prefix"},
     ]
     topics = custom.list_namespaced_custom_object("kafka.strimzi.io", "v1", "kafka", "kafkatopics")["items"]
     assert {t["spec"]["topicName"] for t in topics} == {"auxip.product.published", "auxip.product.quarantined"}

@@ -23,9 +23,17 @@ from sqlalchemy.schema import SchemaItem
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 
 
+def with_driver(url: str | URL) -> str | URL:
+    """`postgresql://` (what CloudNativePG's `<cluster>-app` Secret holds as `uri`) means psycopg 3, the driver the
+    AUXIP ships: SQLAlchemy would otherwise pick psycopg2."""
+    if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.partition("://")[2]
+    return url
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine configured for the catalog (SQLite: foreign keys on, wait for the write lock instead of failing)."""
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(with_driver(url), **kwargs)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

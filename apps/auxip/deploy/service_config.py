@@ -126,7 +126,8 @@ class CatalogAccess(StrictModel):
 
     CloudNativePG writes its `<cluster>-app` Secret only in the cluster's own namespace, and a pod can only reference
     Secrets of its own: the URL comes from a Secret of this name in the AUXIP namespace, synchronised from Vault (the
-    entry the cluster's owner password is bootstrapped from), holding a SQLAlchemy URL `postgresql+psycopg://...`.
+    entry the cluster's owner password is bootstrapped from), holding the operator's `uri` as it is (`postgresql://`
+    runs on psycopg 3, `auxip.catalog.migrate.with_driver`).
     """
 
     secret_name: str = Field(default="auxip-catalog-url", pattern=DNS_LABEL)
