@@ -11,7 +11,8 @@ the catalog does not grow with the number of workers. Three measurements, each p
    `--clients` client processes for `--seconds`, through 1 and then 2 `auxip serve --role api` processes (clients
    alternate between them, as a Service would); requests/s and the ratio.
 3. Claims: `--claim-items` due items claimed 8 at a time and moved on by 1 and by 4 worker processes (the pipeline's
-   own `claim` and `advance`): p50/p95 latency of one claim and how many items were claimed twice (must be 0).
+   own `claim` and `advance`): p50/p95 latency of one claim, how many items were claimed twice (must be 0) and the
+   share of lock-wait samples (claims skip locked rows, so workers should never wait for each other).
 
 Run: `.venv/bin/python benchmarks/scale_out.py [--inputs N] [--clients N] [--seconds S] [--claim-items N]`.
 """
@@ -224,9 +225,13 @@ def claim_phase(postgres: PostgresServer, items: int, workers: int) -> dict[str,
     ]  # fmt: skip
     with engine.begin() as conn:
         conn.execute(insert(IngestItem), rows)
-    engine.dispose()
+    sampler = LockSampler(engine)
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        sampler.start()
         results = pool.map(_claim_worker, [(url, index) for index in range(workers)])
+        sampler.stop.set()
+        sampler.join()
+    engine.dispose()
     latencies = sorted(value for values, _ in results for value in values)
     claimed = [item for _, ids in results for item in ids]
     return {
@@ -235,6 +240,7 @@ def claim_phase(postgres: PostgresServer, items: int, workers: int) -> dict[str,
         "p95_ms": latencies[int(0.95 * (len(latencies) - 1))] * 1000,
         "claimed": len(claimed),
         "claimed_twice": len(claimed) - len(set(claimed)),
+        "lock_wait_share": sampler.share,
     }
 
 
@@ -284,7 +290,8 @@ def main() -> None:
                 result = claim_phase(postgres, args.claim_items, workers)
                 claims.append(result)
                 print(f"claims, {workers} worker(s): p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, "
-                      f"{result['claimed']} claimed, {result['claimed_twice']} twice", flush=True)  # fmt: skip
+                      f"{result['claimed']} claimed, {result['claimed_twice']} twice, "
+                      f"lock waits in {100 * result['lock_wait_share']:.1f}% of samples", flush=True)  # fmt: skip
             for result in ingest:
                 shutil.rmtree(result.pop("root"), ignore_errors=True)
                 result.pop("catalog_url")
