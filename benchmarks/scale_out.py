@@ -48,14 +48,10 @@ from auxip_testing.ingest import FAST
 from auxip_testing.postgres import PostgresServer, run_postgres
 from auxip_testing.process import free_port
 from auxip_testing.sample_feed import feed
-from auxip_testing.serve_processes import ServeProcess, start_serve, wait_until
+from auxip_testing.serve_processes import ServeProcess, serve_environment, start_serve, wait_until
 
 USER = "bench"
 LEASE = timedelta(seconds=60)
-
-
-def _environ() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AUXIP_"))}
 
 
 def _document(root: Path, name: str, catalog_url: str, inbox: Path, scanner: str) -> dict[str, Any]:
@@ -75,7 +71,7 @@ def _document(root: Path, name: str, catalog_url: str, inbox: Path, scanner: str
 @contextlib.contextmanager
 def _processes(root: Path, documents: list[dict[str, Any]], role: str) -> Iterator[list[ServeProcess]]:
     processes = [
-        start_serve(root, f"{role}-{index}-{uuid.uuid4().hex[:4]}", document, _environ(), roles=[role])
+        start_serve(root, f"{role}-{index}-{uuid.uuid4().hex[:4]}", document, serve_environment(), roles=[role])
         for index, document in enumerate(documents)
     ]
     try:

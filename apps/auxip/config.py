@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -36,6 +36,14 @@ ENV_PREFIX = "AUXIP_"
 #: deliveries; subscription notifications; eviction (a singleton, under a lease).
 ProcessRole = Literal["api", "ingest", "route", "notify", "evict"]
 PROCESS_ROLES: tuple[ProcessRole, ...] = get_args(ProcessRole)
+
+
+def roles_in_order(roles: Iterable[str]) -> list[ProcessRole]:
+    """Each role once, in the order of PROCESS_ROLES (names that are not roles are left out)."""
+    chosen = set(roles)
+    return [role for role in PROCESS_ROLES if role in chosen]
+
+
 #: The keys a routing document (`routing_documents`) may hold.
 ROUTING_KEYS = ("sources", "routes", "inboxes")
 
@@ -162,7 +170,11 @@ class AuxipConfig(Section):
     @field_validator("roles")
     @classmethod
     def _roles_once(cls, roles: list[ProcessRole]) -> list[ProcessRole]:
-        return [role for role in PROCESS_ROLES if role in roles]
+        return roles_in_order(roles)
+
+    def with_roles(self, roles: Iterable[str]) -> AuxipConfig:
+        """This configuration for a process of `roles` (`auxip serve --role`, whose choices are PROCESS_ROLES)."""
+        return self.model_copy(update={"roles": roles_in_order(roles)})
 
     @field_validator("data_dir")
     @classmethod

@@ -12,11 +12,13 @@ import contextlib
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import Engine, select
 
 from auxip.catalog.migrate import make_engine, upgrade
@@ -34,6 +36,14 @@ FAST = {
     "circuit_open_seconds": 1.0,
     "min_free_bytes": 0,
 }
+
+
+def credentials_file(directory: Path, **fields: Any) -> str:
+    """A `file:` credentials reference for a source or target: the fields as YAML in a file only its owner reads."""
+    path = directory / f"credentials-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump({key: str(value) for key, value in fields.items()}))
+    path.chmod(0o600)
+    return f"file:{path}"
 
 
 def pipeline_config(

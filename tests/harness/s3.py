@@ -84,6 +84,13 @@ class S3Server:
         return f"{prefix}-{secrets.token_hex(4)}"
 
 
+def bucket_objects(client: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Every object under `prefix` (keys relative to it) with its bytes."""
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [entry["Key"] for page in pages for entry in page.get("Contents", [])]
+    return {key.removeprefix(prefix): client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
 def upload_tree(client: Any, bucket: str, local: Path, key: str) -> None:
     """Upload a file to `key`, or a folder's files below `key/` (an S3 source lists them as one SAFE entry)."""
     if local.is_dir():

@@ -1,5 +1,6 @@
 """`auxip serve` as separate processes, as hosts or pods run it: start one with its own config, wait, watch claims.
 
+`serve_process(config, log, roles, environ, fault)` starts one on a written configuration;
 `start_serve(home, name, document, environ, roles)` writes the configuration under `home/<name>/`, starts the process
 with its output in `serve.log` there, and returns a `ServeProcess`; `wait_until` polls a condition and fails with the
 logs' tails (or at once when a process that should live exited); `ClaimWatcher` samples which process claimed which
@@ -8,6 +9,7 @@ item, the only trace of who worked on what.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +28,8 @@ from auxip.config import AuxipConfig
 from auxip.ingest.models import IngestItem
 
 AUXIP = str(Path(sys.executable).with_name("auxip"))
+#: The variable `auxip.ingest.faults` reads.
+FAULT_POINT = "AUXIP_FAULT_POINT"
 
 
 @dataclass
@@ -61,6 +65,27 @@ class ServeProcess:
                 self.process.wait(timeout=10)
 
 
+def serve_environment() -> dict[str, str]:
+    """This environment without AWS_* and AUXIP_* variables: a process configured by its file only."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "AUXIP_"))}
+
+
+def serve_process(
+    config: Path,
+    log: Path,
+    roles: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    fault: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """`auxip serve --config CONFIG [--role R ...]` with its output appended to `log`; `fault` is a fault point
+    (`auxip.ingest.faults`) where it SIGKILLs itself, never inherited from the test's own environment."""
+    env = {key: value for key, value in (os.environ if environ is None else environ).items() if key != FAULT_POINT}
+    if fault:
+        env[FAULT_POINT] = fault
+    argv = [AUXIP, "serve", "--config", str(config), *[arg for role in roles for arg in ("--role", role)]]
+    return subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+
 def start_serve(
     home: Path,
     name: str,
@@ -74,8 +99,7 @@ def start_serve(
     path = directory / "auxip.yaml"
     path.write_text(yaml.safe_dump(dict(document)))
     log = directory / "serve.log"
-    argv = [AUXIP, "serve", "--config", str(path), *[arg for role in roles for arg in ("--role", role)]]
-    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=dict(environ))
+    process = serve_process(path, log, roles, environ)
     config = AuxipConfig.model_validate(document)
     return ServeProcess(name, process, log, config.api.port, config)
 
@@ -126,6 +150,3 @@ class ClaimWatcher:
     def by_pid(self) -> Counter[int]:
         """Distinct (item, stage) claims observed per process."""
         return Counter(pid for _item, pid, _role in self.claims)
-
-    def items_of(self, pid: int) -> set[int]:
-        return {item for item, owner, _role in self.claims if owner == pid}

@@ -7,10 +7,7 @@ The second run has no fault. Assertions read the catalog, the storage directory 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,10 +19,9 @@ from auxip_testing.clamd import ClamdServer
 from auxip_testing.ingest import md5_of, published, published_events, states
 from auxip_testing.process import free_port
 from auxip_testing.sample_feed import feed
+from auxip_testing.serve_processes import serve_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-AUXIP = str(Path(sys.executable).with_name("auxip"))
 
 
 def _config(tmp_path: Path, inbox: Path, clamd: ClamdServer, bandwidth: int | None = None) -> Path:
@@ -42,15 +38,6 @@ def _config(tmp_path: Path, inbox: Path, clamd: ClamdServer, bandwidth: int | No
     path = tmp_path / "auxip.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
-
-
-def _serve(config: Path, log: Path, fault: str | None = None) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "AUXIP_FAULT_POINT"}
-    if fault:
-        env["AUXIP_FAULT_POINT"] = fault
-    return subprocess.Popen(
-        [AUXIP, "serve", "--config", str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env
-    )
 
 
 def _wait(check, timeout: float, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
@@ -99,12 +86,12 @@ def test_sigkill_after_a_stage_then_restart_loses_and_duplicates_nothing(
     inputs = feed(inbox, 8, seed=11, sizes=(10_000, 100_000))
     config = _config(tmp_path, inbox, clamd)
     log = tmp_path / "serve.log"
-    first = _serve(config, log, fault)
+    first = serve_process(config, log, fault=fault)
     try:
         assert first.wait(timeout=60) == -signal.SIGKILL, "the fault point must have killed the process"
     finally:
         first.kill()
-    second = _serve(config, log)
+    second = serve_process(config, log)
     try:
         engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'catalog.db'}")
         _wait(
@@ -127,7 +114,7 @@ def test_sigkill_during_a_download_then_restart(tmp_path: Path, clamd: ClamdServ
     config = _config(tmp_path, inbox, clamd, bandwidth=200_000)
     log = tmp_path / "serve.log"
     staging = tmp_path / "data" / "staging"
-    first = _serve(config, log)
+    first = serve_process(config, log)
     try:
 
         def partial_download() -> bool:
@@ -140,7 +127,7 @@ def test_sigkill_during_a_download_then_restart(tmp_path: Path, clamd: ClamdServ
     finally:
         first.kill()
     fast = _config(tmp_path, inbox, clamd)
-    second = _serve(fast, log)
+    second = serve_process(fast, log)
     try:
         engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'catalog.db'}")
         _wait(

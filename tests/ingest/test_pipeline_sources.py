@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import func, select, update
 
 from auxip.auth import Role
@@ -32,7 +31,7 @@ from auxip_testing.api_server import default_config, publish_content, run_api
 from auxip_testing.clamd import ClamdServer
 from auxip_testing.ftp import FtpServer
 from auxip_testing.http import HttpServer, WebDavServer
-from auxip_testing.ingest import md5_of, pipeline_config, published, running_pipeline, settled
+from auxip_testing.ingest import credentials_file, md5_of, pipeline_config, published, running_pipeline, settled
 from auxip_testing.s3 import S3Server, upload_tree
 from auxip_testing.sample_feed import write_eof, write_safe
 from auxip_testing.sftp import SftpServer
@@ -56,13 +55,6 @@ def _products(directory: Path) -> list[Path]:
     return inputs
 
 
-def _credentials(tmp_path: Path, **fields: Any) -> str:
-    path = tmp_path / f"credentials-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump({key: str(value) for key, value in fields.items()}))
-    path.chmod(0o600)
-    return f"file:{path}"
-
-
 async def _ingest(tmp_path: Path, clamd: ClamdServer, source: dict[str, Any], expected: list[str]) -> None:
     config = pipeline_config(tmp_path / "data", [{"name": "remote", **source}], f"tcp://{clamd.host}:{clamd.port}")
     async with running_pipeline(config) as engine:
@@ -81,7 +73,7 @@ def _published_names(inputs: list[Path]) -> list[str]:
 async def test_sftp_source(tmp_path: Path, clamd: ClamdServer, sftp_server: SftpServer) -> None:
     folder = f"in-{uuid.uuid4().hex[:6]}"
     inputs = _products(sftp_server.root / folder)
-    credentials = _credentials(tmp_path, private_key=sftp_server.private_key, known_hosts=sftp_server.known_hosts)
+    credentials = credentials_file(tmp_path, private_key=sftp_server.private_key, known_hosts=sftp_server.known_hosts)
     url = f"sftp://{sftp_server.username}@{sftp_server.host}:{sftp_server.port}{sftp_server.root / folder}"
     await _ingest(tmp_path, clamd, {"url": url, "credentials": credentials}, _published_names(inputs))
 
@@ -93,7 +85,7 @@ async def test_ftp_and_ftps_sources(
     server = ftps_server if tls else ftp_server
     folder = f"in-{uuid.uuid4().hex[:6]}"
     inputs = _products(server.root / folder)
-    credentials = _credentials(tmp_path, username=server.username, password=server.password)
+    credentials = credentials_file(tmp_path, username=server.username, password=server.password)
     source: dict[str, Any] = {
         "url": f"{'ftps' if tls else 'ftp'}://{server.host}:{server.port}/{folder}",
         "credentials": credentials,
@@ -115,7 +107,7 @@ async def test_http_listing_sources(tmp_path: Path, clamd: ClamdServer, http_ser
 async def test_webdav_source(tmp_path: Path, clamd: ClamdServer, webdav_server: WebDavServer) -> None:
     folder = f"in-{uuid.uuid4().hex[:6]}"
     inputs = _products(webdav_server.root / folder)
-    credentials = _credentials(tmp_path, username=webdav_server.username, password=webdav_server.password)
+    credentials = credentials_file(tmp_path, username=webdav_server.username, password=webdav_server.password)
     source = {"url": f"webdav://{webdav_server.host}:{webdav_server.port}/{folder}/", "credentials": credentials}
     await _ingest(tmp_path, clamd, source, _published_names(inputs))
 
@@ -127,7 +119,7 @@ async def test_s3_source(tmp_path: Path, clamd: ClamdServer, s3_server: S3Server
     inputs = _products(tmp_path / "upload")
     for path in inputs:
         upload_tree(client, bucket, path, f"aux/{path.name}")
-    credentials = _credentials(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
+    credentials = credentials_file(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
     source = {
         "url": f"s3://{bucket}/aux",
         "endpoint_url": s3_server.endpoint_url,
@@ -173,7 +165,7 @@ async def test_odata_source_verifies_the_advertised_md5(tmp_path: Path, clamd: C
         with upstream.engine.begin() as conn:
             liar_id = select(Product.id).where(Product.name == f"{liar.name}.zip").scalar_subquery()
             conn.execute(update(Checksum).where(Checksum.product_id == liar_id).values(value="f" * 32))
-        credentials = _credentials(tmp_path, username="s1pdgs", password=password)
+        credentials = credentials_file(tmp_path, username="s1pdgs", password=password)
         host = upstream.config.api.listen
         config = pipeline_config(
             tmp_path / "data",

@@ -5,9 +5,8 @@ and the source directory — each with its own data directory, as two hosts woul
 of them SIGKILLed mid-run. Assertions read the catalog, every object of the bucket (downloaded and hashed) and the
 `auxip.product.published` topic from where it stood when the test began.
 
-The last three tests show defects of the production setup (they fail until the app is fixed): nodes with their own
-staging fetch inputs again when the other node takes the next stage; `auxip serve` ignores `storage.s3`; two nodes
-migrating an empty catalog at once crash one of them.
+The last three tests guard against defects the production setup had: nodes with their own staging fetching inputs
+again while the other node lives; `auxip serve` ignoring `storage.s3`; two nodes migrating an empty catalog at once.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import signal
 import time
 from collections import Counter
@@ -38,9 +36,9 @@ from auxip_testing.ingest import PublishedFile, published, running_pipeline, set
 from auxip_testing.kafka_events import KafkaRecord, end_offsets, read_topic
 from auxip_testing.postgres import PostgresServer
 from auxip_testing.process import free_port, port_open
-from auxip_testing.s3 import S3Server
+from auxip_testing.s3 import S3Server, bucket_objects
 from auxip_testing.sample_feed import feed
-from auxip_testing.serve_processes import ClaimWatcher, ServeProcess, start_serve, wait_until
+from auxip_testing.serve_processes import ClaimWatcher, ServeProcess, serve_environment, start_serve, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,15 +88,7 @@ class Production:
         """Every object of the bucket (key relative to the storage prefix) with its bytes."""
         client = self.s3.client()
         try:
-            keys = [
-                entry["Key"]
-                for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
-                for entry in page.get("Contents", [])
-            ]
-            return {
-                key.removeprefix(f"{PREFIX}/"): client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                for key in keys
-            }
+            return bucket_objects(client, self.bucket, f"{PREFIX}/")
         finally:
             client.close()
 
@@ -208,9 +198,7 @@ async def test_one_service_publishes_to_s3_and_announces_once_on_kafka(
 
 
 def _environment(env: Production) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AUXIP_"))}
-    environ.update(env.credentials())
-    return environ
+    return serve_environment() | env.credentials()
 
 
 def _start(env: Production, tmp_path: Path, name: str, **ingest: Any) -> ServeProcess:

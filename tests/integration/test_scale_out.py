@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import os
 import subprocess
 import threading
 import time
@@ -45,14 +44,14 @@ from auxip.ingest.service import EVICTION_LEASE, STAGED_STATES
 from auxip.ingest.state import staging_node
 from auxip.routing.models import RouteDelivery
 from auxip_testing.clamd import ClamdServer
-from auxip_testing.ingest import FAST, published, states
+from auxip_testing.ingest import FAST, credentials_file, published, states
 from auxip_testing.keycloak import KeycloakServer
 from auxip_testing.notification_recorder import NotificationRecorder
 from auxip_testing.postgres import PostgresServer
 from auxip_testing.process import free_port
-from auxip_testing.s3 import S3Server, upload_tree
+from auxip_testing.s3 import S3Server, bucket_objects, upload_tree
 from auxip_testing.sample_feed import EPOCH, feed
-from auxip_testing.serve_processes import AUXIP, ClaimWatcher, ServeProcess, start_serve, wait_until
+from auxip_testing.serve_processes import AUXIP, ClaimWatcher, ServeProcess, serve_environment, start_serve, wait_until
 from auxip_testing.sftp import SftpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,13 +59,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PER_SOURCE = 500
 TOPOLOGY = {"api": 2, "ingest": 2, "route": 1, "notify": 1, "evict": 1}
 SIZES = (2_000, 8_000)
-
-
-def _credentials(directory: Path, **fields: Any) -> str:
-    path = directory / f"credentials-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump({key: str(value) for key, value in fields.items()}))
-    path.chmod(0o600)
-    return f"file:{path}"
 
 
 def _create_topic(kafka: str, name: str) -> None:
@@ -140,12 +132,6 @@ def backends(tmp_path: Path, postgres: PostgresServer, s3_server: S3Server, kafk
         postgres.drop_database(database.dbname)
 
 
-def _objects(client: Any, bucket: str, prefix: str) -> dict[str, bytes]:
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    keys = [entry["Key"] for page in pages for entry in page.get("Contents", [])]
-    return {key.removeprefix(prefix): client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
-
-
 def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
@@ -186,7 +172,7 @@ def test_the_production_topology_scales_out_and_survives_losing_a_worker_and_an_
 ) -> None:
     buckets, client = backends["buckets"], backends["client"]
     s3_access = {"endpoint_url": s3_server.endpoint_url, "region": s3_server.region}
-    s3_credentials = _credentials(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
+    s3_credentials = credentials_file(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
     sftp_folder = sftp_server.root / f"out-{uuid.uuid4().hex[:6]}"
     sftp_folder.mkdir()
     routed_dir = tmp_path / "routed"
@@ -201,7 +187,7 @@ def test_the_production_topology_scales_out_and_survives_losing_a_worker_and_an_
             {
                 "name": "sftp",
                 "url": f"sftp://{sftp_server.username}@{sftp_server.host}:{sftp_server.port}{sftp_folder}",
-                "credentials": _credentials(
+                "credentials": credentials_file(
                     tmp_path, private_key=sftp_server.private_key, known_hosts=sftp_server.known_hosts
                 ),
             },
@@ -224,8 +210,10 @@ def test_the_production_topology_scales_out_and_survives_losing_a_worker_and_an_
     assert isinstance(sources, list)
     for source in sources:
         source.update({"poll_interval": 0.5, "settle_seconds": 0})
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AUXIP_"))}
-    environ |= {"AUXIP_S3_ACCESS_KEY": s3_server.access_key, "AUXIP_S3_SECRET_KEY": s3_server.secret_key}
+    environ = serve_environment() | {
+        "AUXIP_S3_ACCESS_KEY": s3_server.access_key,
+        "AUXIP_S3_SECRET_KEY": s3_server.secret_key,
+    }
 
     def config_of(name: str) -> dict[str, Any]:
         return document | {"data_dir": str(tmp_path / name / "data"), "api": {"listen": f"127.0.0.1:{free_port()}"}}
@@ -333,7 +321,7 @@ def test_the_production_topology_scales_out_and_survives_losing_a_worker_and_an_
     assert len(products) == total
 
     # Published once each, with the right bytes.
-    stored = _objects(client, buckets["products"], "products/")
+    stored = bucket_objects(client, buckets["products"], "products/")
     assert sorted(stored) == sorted(product.storage_key for product in products.values())
     for product in products.values():
         data = stored[product.storage_key]
@@ -353,7 +341,7 @@ def test_the_production_topology_scales_out_and_survives_losing_a_worker_and_an_
     assert set(notified.values()) == {1}
     assert set(notified) == set(ids.values())
     assert sorted(path.name for path in routed_dir.iterdir()) == sorted(names)
-    routed = _objects(client, buckets["routed"], "routed/")
+    routed = bucket_objects(client, buckets["routed"], "routed/")
     assert sorted(routed) == sorted(names)
     by_name_md5 = {product.name: product.md5 for product in products.values()}
     assert all(_md5(data) == by_name_md5[name] for name, data in routed.items())

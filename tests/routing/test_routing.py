@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import func, select, update
 
 from auxip.catalog.models import Checksum, Product
@@ -22,20 +21,13 @@ from auxip.routing.engine import list_deliveries, retry_dead
 from auxip.routing.models import RouteAttempt, RouteDelivery
 from auxip_testing.clamd import ClamdServer, eicar
 from auxip_testing.ftp import FtpServer
-from auxip_testing.ingest import pipeline_config, published, running_pipeline, settled, wait_until
+from auxip_testing.ingest import credentials_file, pipeline_config, published, running_pipeline, settled, wait_until
 from auxip_testing.process import free_port
 from auxip_testing.s3 import S3Server
 from auxip_testing.sample_feed import feed
 from auxip_testing.sftp import SftpServer
 
 pytestmark = pytest.mark.integration
-
-
-def _credentials(tmp_path: Path, **fields: Any) -> str:
-    path = tmp_path / f"credentials-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump({key: str(value) for key, value in fields.items()}))
-    path.chmod(0o600)
-    return f"file:{path}"
 
 
 def _md5(data: bytes) -> str:
@@ -75,7 +67,7 @@ def _s3_target(tmp_path: Path, s3_server: S3Server, bucket: str) -> dict[str, An
         "url": f"s3://{bucket}/incoming",
         "endpoint_url": s3_server.endpoint_url,
         "region": s3_server.region,
-        "credentials": _credentials(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key),
+        "credentials": credentials_file(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key),
     }
 
 
@@ -87,7 +79,7 @@ def _sftp_target(tmp_path: Path, sftp_server: SftpServer, folder: str, port: int
         known_hosts = tmp_path / "known_hosts_relay"
         key = sftp_server.known_hosts_line.split(" ", 1)[1]
         known_hosts.write_text(f"[{sftp_server.host}]:{port} {key}\n")
-    credentials = _credentials(tmp_path, private_key=sftp_server.private_key, known_hosts=known_hosts)
+    credentials = credentials_file(tmp_path, private_key=sftp_server.private_key, known_hosts=known_hosts)
     return {
         "name": "fos",
         "url": f"sftp://{sftp_server.username}@{host}{sftp_server.root / folder}",
@@ -101,7 +93,7 @@ def _ftp_target(tmp_path: Path, ftp_server: FtpServer, folder: str) -> dict[str,
     return {
         "name": "partner",
         "url": f"ftp://{ftp_server.host}:{ftp_server.port}/{folder}",
-        "credentials": _credentials(tmp_path, username=ftp_server.username, password=ftp_server.password),
+        "credentials": credentials_file(tmp_path, username=ftp_server.username, password=ftp_server.password),
     }
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,10 +16,9 @@ from auxip.routing.engine import list_deliveries
 from auxip_testing.clamd import ClamdServer
 from auxip_testing.ingest import states
 from auxip_testing.process import free_port
+from auxip_testing.serve_processes import serve_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-AUXIP = str(Path(sys.executable).with_name("auxip"))
 
 
 def routing_config(tmp_path: Path, clamd: ClamdServer, outbox: Path, targets: list[Path], **route: object) -> Path:
@@ -47,15 +44,6 @@ def routing_config(tmp_path: Path, clamd: ClamdServer, outbox: Path, targets: li
     return config
 
 
-def serve(config: Path, log: Path, fault: str | None = None) -> subprocess.Popen[bytes]:
-    env = {key: value for key, value in os.environ.items() if key != "AUXIP_FAULT_POINT"}
-    if fault:
-        env["AUXIP_FAULT_POINT"] = fault
-    return subprocess.Popen(
-        [AUXIP, "serve", "-c", str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env
-    )
-
-
 def wait_routed(tmp_path: Path, count: int, log: Path, timeout: float = 120) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'catalog.db'}")
     try:
@@ -78,14 +66,14 @@ def test_sigkill_mid_fan_out_then_restart_completes_without_duplicates(tmp_path:
         target.mkdir()
     config = routing_config(tmp_path, clamd, outbox, targets, post_delivery={"action": "move", "move_to": "done"})
     log = tmp_path / "serve.log"
-    first = serve(config, log, fault="deliver.after")
+    first = serve_process(config, log, fault="deliver.after")
     try:
         assert first.wait(timeout=60) == -signal.SIGKILL
     finally:
         first.kill()
     uploaded_before_restart = sum(1 for target in targets for _ in target.iterdir())
     assert uploaded_before_restart >= 1  # the kill came after an upload that was never recorded
-    second = serve(config, log)
+    second = serve_process(config, log)
     try:
         wait_routed(tmp_path, len(contents), log, timeout=60)
     finally:
@@ -120,14 +108,14 @@ def test_repeated_sigkills_between_upload_and_rename_leave_no_temporary_files(
     config = routing_config(tmp_path, clamd, outbox, targets)
     log = tmp_path / "serve.log"
     for _ in range(3):
-        killed = serve(config, log, fault="deliver.uploaded")
+        killed = serve_process(config, log, fault="deliver.uploaded")
         try:
             assert killed.wait(timeout=60) == -signal.SIGKILL
         finally:
             killed.kill()
     left = [p.name for target in targets for p in target.iterdir() if p.name.endswith(".part")]
     assert left, "no kill came between an upload and its rename: the test proved nothing"
-    last = serve(config, log)
+    last = serve_process(config, log)
     try:
         wait_routed(tmp_path, len(contents), log)
     finally:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from auxip.config import AuxipConfig
 from auxip.routing.engine import list_deliveries
@@ -23,7 +22,7 @@ from auxip.routing.targets.factory import open_target
 from auxip_testing.clamd import ClamdServer
 from auxip_testing.ftp import FtpServer
 from auxip_testing.http import WebDavServer
-from auxip_testing.ingest import pipeline_config, published, running_pipeline, settled, wait_until
+from auxip_testing.ingest import credentials_file, pipeline_config, published, running_pipeline, settled, wait_until
 from auxip_testing.s3 import S3Server
 from auxip_testing.sample_feed import feed
 
@@ -32,15 +31,8 @@ pytestmark = pytest.mark.integration
 HOUR_AGO = time.time() - 3600
 
 
-def _credentials(tmp_path: Path, **fields: Any) -> str:
-    path = tmp_path / f"credentials-{uuid.uuid4().hex[:6]}.yaml"
-    path.write_text(yaml.safe_dump({key: str(value) for key, value in fields.items()}))
-    path.chmod(0o600)
-    return f"file:{path}"
-
-
 def _s3_access(tmp_path: Path, s3_server: S3Server) -> dict[str, Any]:
-    credentials = _credentials(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
+    credentials = credentials_file(tmp_path, access_key=s3_server.access_key, secret_key=s3_server.secret_key)
     return {"endpoint_url": s3_server.endpoint_url, "region": s3_server.region, "credentials": credentials}
 
 
@@ -87,9 +79,9 @@ async def test_ftp_and_webdav_sources_delete_and_move_only_after_delivery(
     archive.mkdir()
     sources = [
         {"name": "ftp-outbox", "url": f"ftp://{ftp_server.host}:{ftp_server.port}/{ftp_outbox.name}",
-         "credentials": _credentials(tmp_path, username=ftp_server.username, password=ftp_server.password)},
+         "credentials": credentials_file(tmp_path, username=ftp_server.username, password=ftp_server.password)},
         {"name": "dav-outbox", "url": f"webdav://{webdav_server.host}:{webdav_server.port}/{dav_outbox.name}/",
-         "credentials": _credentials(tmp_path, username=webdav_server.username, password=webdav_server.password)},
+         "credentials": credentials_file(tmp_path, username=webdav_server.username, password=webdav_server.password)},
     ]  # fmt: skip
     target = {"name": "archive", "url": archive.as_uri()}
     routes = [

@@ -25,7 +25,7 @@ def test_mutual_tls_settings_reach_every_client() -> None:
     )
     bus = open_bus(settings, make_engine("sqlite://"))
     assert isinstance(bus, KafkaBus)
-    assert bus.client_config(**{"group.id": bus.group_id("routing")}) == {
+    assert bus.client_config({"group.id": bus.group_id("routing")}) == {
         "bootstrap.servers": "auxip-kafka-bootstrap.kafka.svc:9093",
         "client.id": "auxip",
         "security.protocol": "SSL",

@@ -74,8 +74,7 @@ def serve(config_path: ConfigOption = None, role: RoleOption = None) -> None:
     """Run the AUXIP until interrupted: the API, ingestion, routing, notifications and eviction, or the given roles."""
     config = load(config_path)
     if role:
-        chosen = {choice.value for choice in role}
-        config = config.model_copy(update={"roles": [name for name in PROCESS_ROLES if name in chosen]})
+        config = config.with_roles(choice.value for choice in role)
     configure_logging(config.log_format)
     engine = open_catalog(config)
     services = Services(engine=engine, storage=config.open_storage(), store=LocalIdentityStore(engine))

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from auxip.config import PROCESS_ROLES, ProcessRole
 from auxip.deploy.fields import (
     CREDENTIALS_REFERENCE,
     DNS_LABEL,
@@ -28,9 +29,9 @@ from auxip.deploy.fields import (
 from auxip.ingest.sources.settings import SCHEMES as SOURCE_SCHEMES
 from auxip.validation import require_unique
 
-Role = Literal["api", "ingest", "route", "notify", "evict"]
-#: What each Deployment runs (`auxip serve --role`), as the program names its roles.
-ROLE_NAMES: tuple[Role, ...] = ("api", "ingest", "route", "notify", "evict")
+#: What each Deployment runs (`auxip serve --role`): the program's own roles.
+Role = ProcessRole
+ROLE_NAMES = PROCESS_ROLES
 BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 EPHEMERAL_SIZE = r"^[1-9][0-9]*(Mi|Gi|Ti)$"
 #: Keys of the AUXIP configuration the deployment writes itself (from the typed keys of this section): `settings`

@@ -136,10 +136,10 @@ class KafkaBus:
         self.tls = tls
         self._producer_instance: Any = None
 
-    def client_config(self, **extra: Any) -> dict[str, Any]:
+    def client_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What every producer and consumer of this bus is configured with (brokers, TLS), plus `extra`."""
         config = {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
-        return config | (self.tls.client_config() if self.tls else {}) | extra
+        return config | (self.tls.client_config() if self.tls else {}) | dict(extra or {})
 
     def group_id(self, group: str) -> str:
         # Under the deployment's prefix, like its topics: two deployments on one Kafka never share a group.
@@ -151,8 +151,8 @@ class KafkaBus:
         if self._producer_instance is None:
             from confluent_kafka import Producer
 
-            self._producer_instance = Producer(self.client_config(**{"enable.idempotence": True, "acks": "all",
-                                                                      "linger.ms": 5}))  # fmt: skip
+            settings = {"enable.idempotence": True, "acks": "all", "linger.ms": 5}
+            self._producer_instance = Producer(self.client_config(settings))
         return self._producer_instance
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
@@ -177,7 +177,7 @@ class KafkaBus:
 
         consumer = Consumer(
             self.client_config(
-                **{"group.id": self.group_id(group), "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+                {"group.id": self.group_id(group), "enable.auto.commit": False, "auto.offset.reset": "earliest"}
             )
         )
         consumer.subscribe([self.topic_prefix + topic])

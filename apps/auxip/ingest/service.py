@@ -302,7 +302,7 @@ class IngestService:
                 wake.clear()
                 free = concurrency - len(running)
                 items = (
-                    claim(self.engine, state, worker, self.lease, free, sources, *self._staging_affinity(state))
+                    claim(self.engine, state, worker, self.lease, free, sources, self._staging_affinity(state))
                     if free > 0
                     else []
                 )
@@ -321,9 +321,9 @@ class IngestService:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
 
-    def _staging_affinity(self, state: str) -> tuple[str | None]:
+    def _staging_affinity(self, state: str) -> str | None:
         """Stages that read staged bytes run where they were fetched, or anywhere once that staging area is gone."""
-        return (self.pipeline.node if state in STAGED_STATES else None,)
+        return self.pipeline.node if state in STAGED_STATES else None
 
     async def _staging_lease_loop(self, stop: asyncio.Event) -> None:
         """Hold this staging area's lease while the process lives: its staged items stay with it until the lease

@@ -324,8 +324,6 @@ class RoutingEngine:
         if local is not None:
             yield local
             return
-        # A process of the `route` role alone has staged nothing yet: its staging directory may not exist.
-        self.pipeline.staging_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.pipeline.staging_dir) as scratch:
             path = Path(scratch) / "object"
             with path.open("wb") as out:
@@ -430,6 +428,8 @@ class RoutingEngine:
         await asyncio.gather(*running, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Downloads of stored products land there; a process of the `route` role alone never fetched anything.
+        self.pipeline.staging_dir.mkdir(parents=True, exist_ok=True)
         tasks = [
             asyncio.create_task(self._target_loop(route.name, target, stop))
             for route in self.routes.values()
